@@ -1,0 +1,62 @@
+# Softmax from First Principles: every command sets itself up.
+#   make book   build the website into _build/html
+#   make test   run every test: package, notebooks, site build, browser checks
+#   make lab    open the notebooks in JupyterLab
+#   make serve  serve the built site on http://127.0.0.1:8000
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+PORT   ?= 8000
+
+.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softmaxbook)" >/dev/null
+	@touch $@
+
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo ""
+	@echo "The book is at $(CURDIR)/_build/html/index.html  (or run: make serve)"
+
+# The package (unit, property and doctests), the notebooks (executed by nbval),
+# then a build of the site and the browser checks on it.
+test: setup
+	$(MAKE) test-package
+	$(MAKE) test-notebooks
+	$(MAKE) book
+	$(MAKE) test-site
+
+test-package: setup
+	$(BIN)/python -m pytest -n $(JOBS) tests softmaxbook --doctest-modules -m "not site" -p no:nbval
+
+test-notebooks: setup
+	$(BIN)/python -m pytest -n $(JOBS) --nbval-lax notebooks -p no:randomly
+
+test-site: setup
+	$(BIN)/python -m pytest tests -m site -p no:nbval
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+serve:
+	@test -f _build/html/index.html || { echo "No site yet: run 'make book' first."; exit 1; }
+	@echo "Serving the book on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+freeze:
+	@(echo "# Exact pins of everything the book, the notebooks and the tests need."; \
+	  echo "# Regenerate with: make freeze"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -iv '^softmaxbook'; \
+	  echo "-e .") > requirements.txt
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,85 @@
+"""Input checking shared by every public function of :mod:`softmaxbook`."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.multiarray import normalize_axis_index
+
+#: Extended precision is used for float64 work where the platform has it
+#: (x87 80-bit ``long double`` on x86-64 Linux: 64 significant bits).
+HAS_EXTENDED = np.finfo(np.longdouble).nmant >= 63
+
+
+def as_real_array(z, name="z"):
+    """Return ``z`` as a real floating NumPy array, never a view that we modify.
+
+    Floating arrays keep their dtype; integer and boolean arrays become float64;
+    anything else raises :class:`TypeError` naming the problem.
+    """
+    if isinstance(z, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got a string: {z!r}")
+    try:
+        a = np.asarray(z)
+    except ValueError as exc:  # ragged nested sequences
+        raise TypeError(
+            f"{name} must be a rectangular array of real numbers; "
+            f"NumPy could not make an array of it ({exc})"
+        ) from None
+    kind = a.dtype.kind
+    if kind == "f":
+        return a
+    if kind in "biu":
+        return a.astype(np.float64)
+    raise TypeError(
+        f"{name} must hold real numbers (float, int or bool), got dtype {a.dtype} "
+        f"({'complex' if kind == 'c' else 'non-numeric'} values are not supported)"
+    )
+
+
+def check_axis(axis, ndim):
+    """Normalise ``axis`` for an array of ``ndim`` dimensions.
+
+    Raises :class:`TypeError` for a non-integer axis and NumPy's
+    :class:`numpy.exceptions.AxisError` for one out of range.
+    """
+    if isinstance(axis, bool):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(
+            f"axis must be a single integer, got {axis!r} (softmax normalises along one axis)"
+        ) from None
+    return normalize_axis_index(axis, ndim)
+
+
+def working_dtype(dtype):
+    """The precision the computation is carried out in, for input ``dtype``.
+
+    float16 and float32 are computed in float64; float64 in extended precision
+    where the platform has it; longdouble in itself.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.longdouble:
+        return np.dtype(np.longdouble)
+    if dtype == np.float64:
+        return np.dtype(np.longdouble if HAS_EXTENDED else np.float64)
+    return np.dtype(np.float64)
+
+
+def check_temperature(temperature):
+    """Return ``temperature`` as a positive finite float, or raise ``ValueError``."""
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
+        temperature, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"temperature must be a real number, got {temperature!r}")
+    t = float(temperature)
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+    return temperature
