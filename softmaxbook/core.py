@@ -118,7 +118,7 @@ def softmax(z, axis=-1, temperature=1.0):
     -----
     Accuracy: the relative error of each entry is at most about 0.5 eps of the
     output dtype for float16 and float32 and at most 1 eps for float64 on
-    x86-64 (about 2 eps on platforms without extended precision); see the
+    x86-64 (within about 2 eps on platforms without extended precision); see the
     module docstring for how. ``scipy.special.softmax`` can be off by hundreds
     of eps in float64 when logits span a few hundred units.
 
@@ -187,13 +187,12 @@ def log_softmax(z, axis=-1):
 
     Notes
     -----
-    Special values, per slice: a NaN makes the slice NaN; ``-inf`` entries give
-    ``-inf``; a slice of only ``-inf`` is all NaN, as in SciPy; a ``+inf``
-    entry makes the whole slice NaN. *Difference from SciPy*, which returns NaN
-    for the infinite entries but ``-inf`` for the finite ones: with an infinite
-    logit present the normaliser is infinite and ``inf - inf`` is undefined,
-    so we give no entry a value we cannot justify. An empty axis returns an
-    empty array (SciPy raises).
+    Special values, per slice, as in SciPy: a NaN makes the slice NaN;
+    ``-inf`` entries give ``-inf``; a slice of only ``-inf`` is all NaN; with
+    ``+inf`` entries, those entries are NaN (``inf - inf``) and the finite ones
+    ``-inf`` (next to an infinite logit their probability is 0 in every limit).
+    An empty axis returns an empty array. *Difference from SciPy*, which raises
+    ``ValueError`` there: see :func:`softmax`.
 
     Examples
     --------
@@ -213,6 +212,9 @@ def log_softmax(z, axis=-1):
         out = d - _log1p_rest(e, idx, axis)
         if err is not None:
             out += err
+        # Slices with a +inf logit (and no NaN, or m would be NaN): NaN at the
+        # infinite entries (d = inf - inf), -inf at every other entry.
+        out = np.where(np.isposinf(m), np.where(np.isnan(d), np.nan, -np.inf), out)
         return out.astype(a.dtype, copy=False)
 
 

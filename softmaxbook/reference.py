@@ -42,9 +42,24 @@ def _apply(z, axis, dps, row_fn, reduce):
     return np.moveaxis(res, -1, axis)
 
 
-def _lse(xs):
+def _shift_and_log_total(xs):
+    """Return ``m = max(xs)`` and ``log(sum(exp(x - m)))``, both to working precision.
+
+    The log of the sum is formed as ``log1p`` of the sum without one maximal
+    term: with a dominant entry the sum is ``1 + 1e-170`` (say), which no fixed
+    number of digits would hold, while its ``log1p`` form loses nothing.
+    ``x - m`` is formed before anything is added to ``m``: adding ``log(total)``
+    to a huge ``m`` first would round it away at any fixed precision.
+    """
     m = max(xs)
-    return m + mpmath.log(mpmath.fsum(mpmath.exp(x - m) for x in xs))
+    k = xs.index(m)
+    rest = mpmath.fsum(mpmath.exp(x - m) for i, x in enumerate(xs) if i != k)
+    return m, mpmath.log1p(rest)
+
+
+def _lse(xs):
+    m, log_total = _shift_and_log_total(xs)
+    return m + log_total
 
 
 def mp_logsumexp(z, axis=-1, dps=50):
@@ -63,8 +78,8 @@ def mp_log_softmax(z, axis=-1, dps=50):
     """Log-softmax of ``z`` along ``axis``, as an object array of ``mpmath.mpf``."""
 
     def row_fn(xs):
-        lse = _lse(xs)
-        return [x - lse for x in xs]
+        m, log_total = _shift_and_log_total(xs)
+        return [(x - m) - log_total for x in xs]
 
     return _apply(z, axis, dps, row_fn, reduce=False)
 
@@ -81,15 +96,13 @@ def mp_softmax(z, axis=-1, dps=50):
     """
 
     def row_fn(xs):
-        m = max(xs)
-        e = [mpmath.exp(x - m) for x in xs]
-        s = mpmath.fsum(e)
-        return [v / s for v in e]
+        m, log_total = _shift_and_log_total(xs)
+        return [mpmath.exp((x - m) - log_total) for x in xs]
 
     return _apply(z, axis, dps, row_fn, reduce=False)
 
 
-def error_in_eps(approx, exact, dtype=None):
+def error_in_eps(approx, exact, dtype=None, dps=60):
     """Largest relative error of ``approx`` against ``exact``, in units of eps.
 
     The relative error of each entry is ``|approx - exact| / max(|exact|, tiny)``,
@@ -99,7 +112,9 @@ def error_in_eps(approx, exact, dtype=None):
     is divided by the dtype's machine epsilon (the spacing of numbers just above
     1), so 0.5 means "as good as correct rounding can be".
 
-    Entries where ``exact`` is not finite must match exactly (same infinity, or
+    The comparison is carried out with ``dps`` decimal digits (mpmath's default of
+    15 would hide the errors being measured). Entries where ``exact`` is not
+    finite must match exactly (same infinity, or
     both NaN); otherwise the error is ``inf``.
 
     Examples
@@ -120,16 +135,17 @@ def error_in_eps(approx, exact, dtype=None):
     if ex.shape != ap.shape:
         raise ValueError(f"shapes differ: approx {approx.shape}, exact {np.shape(exact)}")
     worst = 0.0
-    tiny = mpmath.mpf(float(fi.smallest_normal))
-    eps = mpmath.mpf(float(fi.eps))
-    for a, e in zip(ap, ex):
-        e = mpmath.mpf(e)
-        if not mpmath.isfinite(e):
-            if (mpmath.isnan(e) and np.isnan(a)) or (not mpmath.isnan(e) and float(a) == float(e)):
-                continue
-            return float("inf")
-        if not np.isfinite(a):
-            return float("inf")
-        err = abs(_mp_row(np.array([a], dtype=approx.dtype))[0] - e) / max(abs(e), tiny) / eps
-        worst = max(worst, float(err))
+    with mpmath.workdps(dps):
+        tiny = mpmath.mpf(float(fi.smallest_normal))
+        eps = mpmath.mpf(float(fi.eps))
+        approx_mp = _mp_row(ap)
+        for a, a_mp, e in zip(ap, approx_mp, ex):
+            e = mpmath.mpf(e)
+            if not mpmath.isfinite(e):
+                if (mpmath.isnan(e) and np.isnan(a)) or (not mpmath.isnan(e) and float(a) == float(e)):
+                    continue
+                return float("inf")
+            if not np.isfinite(a):
+                return float("inf")
+            worst = max(worst, float(abs(a_mp - e) / max(abs(e), tiny) / eps))
     return worst
