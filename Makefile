@@ -39,7 +39,7 @@ test-package: setup
 	$(BIN)/python -m pytest -n $(JOBS) tests softmaxbook --doctest-modules -m "not site" -p no:nbval
 
 test-notebooks: setup
-	$(BIN)/python -m pytest -n $(JOBS) --nbval-lax notebooks -p no:randomly
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env notebooks
 
 test-site: setup
 	$(BIN)/python -m pytest tests -m site -p no:nbval

@@ -1,0 +1,85 @@
+"""Static checks of the chapter notebooks: committed clean and written the DESIGN §5 way."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+
+
+def load(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_there_are_notebooks_and_all_are_in_the_toc():
+    assert NOTEBOOKS
+    toc = (ROOT / "_toc.yml").read_text()
+    for p in NOTEBOOKS:
+        assert f"notebooks/{p.stem}" in toc, f"{p.name} is not in _toc.yml"
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", p.name) for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_without_outputs(path):
+    nb = load(path)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing " \
+                      "(jupyter nbconvert --clear-output --inplace)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_chapter_structure(path):
+    nb = load(path)
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "Learning goals" in md and "Prerequisites" in md
+    assert "## Summary" in md and "## Exercises" in md
+    assert "sp.init_printing(" in code, "SymPy output should render as math"
+    assert "default_rng(" in code and "np.random.seed" not in code
+    assert "{cite}`" in md
+    assert "sp.simplify(" in code and "np.testing.assert_allclose" in code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exercises_have_solutions_and_coding_ones_nbgrader_markup(path):
+    nb = load(path)
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    chapter = int(path.name[:2])
+    labels = re.findall(r":label: (ex-\d+-\d+)", md)
+    assert len(labels) >= 3, f"{path.name}: only {len(labels)} exercises"
+    assert all(label.startswith(f"ex-{chapter}-") for label in labels)
+    for label in labels:
+        assert re.search(rf"```\{{solution(-start)?\}} {label}\n:class: dropdown", md), \
+            f"{label} has no hidden solution"
+    solution_cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    test_cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    assert solution_cells and test_cells, "a coding exercise with nbgrader metadata is required"
+    for c in solution_cells:
+        assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+    for c in test_cells:
+        assert "assert" in c.source
+
+
+def test_config_fails_on_cell_errors_and_warnings():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+    assert cfg["execute"]["execute_notebooks"] == "cache"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "jupyter-book build . -W -n --keep-going" in makefile
+
+
+def test_requirements_are_exact_pins():
+    lines = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert "-e ." in lines
+    for ln in lines:
+        assert ln == "-e ." or re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", ln), ln
+    jb = [ln for ln in lines if ln.lower().startswith("jupyter-book==")]
+    assert jb and jb[0].split("==")[1].startswith("1."), "Jupyter Book 1.x is required"

@@ -1,0 +1,131 @@
+"""Checks on the built website, in headless Chromium (run after `make book`).
+
+Every page of the table of contents is opened from a server on localhost and must
+make no request to any other host, log no console error, load every image, have
+its display math typeset by MathJax (no raw ``$$`` or ``\\frac`` left in the
+visible text), and hide exercise solutions. A full-page screenshot of each page is
+saved under ``_build/screenshots/``.
+
+Where Chromium is missing the test is skipped with a loud message, unless
+SOFTMAXBOOK_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+INSTALL_HINT = "install it with: sudo apt-get install chromium   (Debian/Ubuntu)"
+
+pytestmark = pytest.mark.site
+
+
+def toc_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [ch["file"] for ch in part["chapters"]]
+    return pages
+
+
+def require(condition, message):
+    if condition:
+        return
+    if os.environ.get("SOFTMAXBOOK_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + " (SOFTMAXBOOK_REQUIRE_BROWSER=1 makes this a failure)")
+    banner = "\n" + "!" * 78 + f"\n!! SKIPPED browser checks of the built site: {message}\n" + "!" * 78
+    warnings.warn(banner)
+    print(banner)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def server():
+    require((HTML / "index.html").exists(), "no built site in _build/html; run `make book` first")
+    handler = functools.partial(QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(exe is not None, f"Chromium not found; {INSTALL_HINT}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        ])
+        yield b
+        b.close()
+
+
+VISIBLE_TEXT_JS = """() => {
+  const clone = document.querySelector('main') ? document.querySelector('main').cloneNode(true)
+                                               : document.body.cloneNode(true);
+  clone.querySelectorAll('pre, code, .highlight, script, style, mjx-container').forEach(e => e.remove());
+  return clone.textContent;
+}"""
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_page(page_path, server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    hosts, console_errors, bad_responses = [], [], []
+    page.on("request", lambda r: hosts.append(r.url))
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    page.on("response", lambda r: bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+    page.goto(f"{server}/{page_path}.html", wait_until="networkidle")
+    if page.locator("script[src*='mathjax']").count():
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.evaluate("MathJax.startup.promise")
+
+    foreign = [u for u in hosts if urlparse(u).scheme not in ("data", "blob", "about")
+               and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"requests to other hosts: {foreign}"
+    assert not console_errors, f"console errors: {console_errors}"
+    assert not bad_responses, f"failed responses: {bad_responses}"
+
+    text = page.evaluate(VISIBLE_TEXT_JS)
+    assert "$$" not in text and "\\frac" not in text and "\\sum" not in text, "raw TeX left in the page"
+    n_math = page.locator("mjx-container").count()
+    if page_path.startswith("notebooks/") or page_path.endswith("notation"):
+        assert n_math > 10, f"only {n_math} typeset formulas"
+
+    broken = page.evaluate("""() => Array.from(document.images)
+        .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
+    assert not broken, f"images that did not load: {broken}"
+
+    if page_path.startswith("notebooks/"):
+        assert page.locator(".exercise").count() >= 3
+        solutions = page.locator(".solution")
+        assert solutions.count() >= 3
+        for k in range(solutions.count()):   # solutions start collapsed (toggle, dropdown)
+            sol = solutions.nth(k)
+            assert "dropdown" in (sol.get_attribute("class") or "")
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / (page_path.replace("/", "__") + ".png")), full_page=True)
+    page.close()
