@@ -5,7 +5,18 @@ notebook copies another's code.
 """
 
 from .core import log_softmax, logsumexp, softmax
+from .jacobian import softmax_jacobian, softmax_jvp
+from .losses import cross_entropy, cross_entropy_grad
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "__version__"]
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax_jacobian",
+    "softmax_jvp",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "__version__",
+]

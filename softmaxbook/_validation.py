@@ -83,3 +83,41 @@ def check_temperature(temperature):
     if not (np.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
     return temperature
+
+
+def check_labels(labels, logits_shape):
+    """Validate integer class labels for logits of shape ``(..., K)``.
+
+    Returns the labels as an integer array of shape ``logits_shape[:-1]``.
+    Raises :class:`TypeError` for non-integer labels, :class:`ValueError` for a
+    shape that does not match, and :class:`IndexError` naming the first label
+    outside ``0 .. K-1`` (negative labels included: NumPy would silently read
+    them from the end).
+    """
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"labels must be integer class indices, got a string: {labels!r}")
+    try:
+        y = np.asarray(labels)
+    except ValueError as exc:
+        raise TypeError(f"labels must be a rectangular array of integers ({exc})") from None
+    if y.dtype.kind not in "iu":
+        what = "boolean" if y.dtype.kind == "b" else str(y.dtype)
+        hint = " (convert with labels.astype(int) if they are whole numbers)" if y.dtype.kind == "f" else ""
+        raise TypeError(f"labels must be integer class indices, got {what} labels{hint}")
+    expected = tuple(logits_shape[:-1])
+    if y.shape != expected:
+        raise ValueError(
+            f"labels have shape {y.shape}, but logits of shape {tuple(logits_shape)} need one "
+            f"label per row, i.e. labels of shape {expected}"
+        )
+    K = logits_shape[-1]
+    if K == 0 and y.size:
+        raise IndexError("logits have no classes (K = 0), so no label can be valid")
+    bad = (y < 0) | (y >= K)
+    if np.any(bad):
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise IndexError(
+            f"label {int(y[pos])} at position {pos if len(pos) != 1 else pos[0]} is out of range "
+            f"for K = {K} classes (labels must be in 0..{K - 1}; negative labels are not allowed)"
+        )
+    return y.astype(np.intp, copy=False)

@@ -207,15 +207,19 @@ def log_softmax(z, axis=-1):
     if a.shape[axis] == 0:
         return np.empty(a.shape, dtype=a.dtype)
     with np.errstate(**_QUIET):
-        d, err, e, m = _exp_parts(a, axis)
-        idx = np.argmax(d, axis=axis, keepdims=True)
-        out = d - _log1p_rest(e, idx, axis)
-        if err is not None:
-            out += err
-        # Slices with a +inf logit (and no NaN, or m would be NaN): NaN at the
-        # infinite entries (d = inf - inf), -inf at every other entry.
-        out = np.where(np.isposinf(m), np.where(np.isnan(d), np.nan, -np.inf), out)
-        return out.astype(a.dtype, copy=False)
+        return _log_softmax_work(a, axis).astype(a.dtype, copy=False)
+
+
+def _log_softmax_work(a, axis):
+    """Log-softmax of the validated array ``a``, left in working precision."""
+    d, err, e, m = _exp_parts(a, axis)
+    idx = np.argmax(d, axis=axis, keepdims=True)
+    out = d - _log1p_rest(e, idx, axis)
+    if err is not None:
+        out += err
+    # Slices with a +inf logit (and no NaN, or m would be NaN): NaN at the
+    # infinite entries (d = inf - inf), -inf at every other entry.
+    return np.where(np.isposinf(m), np.where(np.isnan(d), np.nan, -np.inf), out)
 
 
 def logsumexp(z, axis=-1):

@@ -10,7 +10,15 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-__all__ = ["mp_softmax", "mp_log_softmax", "mp_logsumexp", "error_in_eps"]
+__all__ = [
+    "mp_softmax",
+    "mp_log_softmax",
+    "mp_logsumexp",
+    "mp_softmax_jacobian",
+    "mp_cross_entropy",
+    "mp_cross_entropy_grad",
+    "error_in_eps",
+]
 
 
 def _rows(z, axis):
@@ -100,6 +108,92 @@ def mp_softmax(z, axis=-1, dps=50):
         return [mpmath.exp((x - m) - log_total) for x in xs]
 
     return _apply(z, axis, dps, row_fn, reduce=False)
+
+
+def _mp_probs_and_complements(xs):
+    """``s_i`` and ``1 - s_i`` for one row, each to full relative precision.
+
+    ``1 - s_i`` is formed as ``sum_{j != i} e_j / sum_j e_j``, never by
+    subtraction: at any fixed precision ``1 - s_i`` would round to 0 once
+    ``s_i`` is within ``10**-dps`` of 1.
+    """
+    m = max(xs)
+    e = [mpmath.exp(x - m) for x in xs]
+    total = mpmath.fsum(e)
+    s = [v / total for v in e]
+    comp = [mpmath.fsum(e[:i] + e[i + 1:]) / total for i in range(len(e))]
+    return s, comp
+
+
+def _mp_rows_of(z, dps, row_fn):
+    a = _rows(z, -1)
+    out = []
+    with mpmath.workdps(dps):
+        for idx in np.ndindex(a.shape[:-1]):
+            out.append((idx, row_fn(_mp_row(a[idx]))))
+    return a.shape, out
+
+
+def mp_softmax_jacobian(z, dps=50):
+    """Jacobian ``s_i (delta_ij - s_j)`` of softmax for every row of ``z`` (classes last).
+
+    Returns an object array of ``mpmath.mpf`` of shape ``z.shape + (K,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [[float(v) for v in row] for row in mp_softmax_jacobian(np.array([0.0, 0.0]))]
+    [[0.25, -0.25], [-0.25, 0.25]]
+    """
+    shape, rows = _mp_rows_of(z, dps, _mp_probs_and_complements)
+    K = shape[-1]
+    out = np.empty(shape + (K,), dtype=object)
+    with mpmath.workdps(dps):
+        for idx, (s, comp) in rows:
+            for i in range(K):
+                for j in range(K):
+                    out[idx + (i, j)] = s[i] * comp[i] if i == j else -s[i] * s[j]
+    return out
+
+
+def mp_cross_entropy_grad(logits, labels, dps=50):
+    """Gradient ``(softmax(z) - onehot(c)) / N`` of the mean loss, as ``mpmath.mpf`` objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [float(v) for v in mp_cross_entropy_grad(np.array([[0.0, 0.0]]), np.array([1]))[0]]
+    [0.5, -0.5]
+    """
+    labels = np.asarray(labels)
+    shape, rows = _mp_rows_of(logits, dps, _mp_probs_and_complements)
+    out = np.empty(shape, dtype=object)
+    with mpmath.workdps(dps):
+        n = max(labels.size, 1)
+        for idx, (s, comp) in rows:
+            c = int(labels[idx])
+            row = list(s)
+            row[c] = -comp[c]
+            out[idx] = [v / n for v in row]
+    return out
+
+
+def mp_cross_entropy(logits, labels, dps=50):
+    """Per-row loss ``-log softmax(z)_c`` (classes last), as an object array of ``mpmath.mpf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(mp_cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))[0]) == float(np.log(2))
+    True
+    """
+    logp = mp_log_softmax(logits, axis=-1, dps=dps)
+    labels = np.asarray(labels)
+    out = np.empty(labels.shape, dtype=object)
+    with mpmath.workdps(dps):
+        for idx in np.ndindex(labels.shape):
+            out[idx] = -logp[idx + (int(labels[idx]),)]
+    return out
 
 
 def error_in_eps(approx, exact, dtype=None, dps=60):

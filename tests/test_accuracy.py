@@ -14,12 +14,21 @@ The table is written to _build/reports/ and printed at the end of the run.
 
 from pathlib import Path
 
+import mpmath
 import numpy as np
 import pytest
 import scipy.special as ss
 
 import softmaxbook as sb
-from softmaxbook.reference import error_in_eps, mp_log_softmax, mp_logsumexp, mp_softmax
+from softmaxbook.reference import (
+    error_in_eps,
+    mp_cross_entropy,
+    mp_cross_entropy_grad,
+    mp_log_softmax,
+    mp_logsumexp,
+    mp_softmax,
+    mp_softmax_jacobian,
+)
 
 REPORTS = Path(__file__).resolve().parents[1] / "_build" / "reports"
 LIMIT = {np.float16: 1.0, np.float32: 1.0, np.float64: 2.0}
@@ -91,3 +100,74 @@ def test_error_measure_can_fail():
     bad = good.copy()
     bad[0, 2] = np.nextafter(np.nextafter(np.nextafter(bad[0, 2], 1), 1), 1)
     assert error_in_eps(bad, exact) > 2
+
+
+DERIV_LIMIT = {np.float16: 1.0, np.float32: 1.0, np.float64: 3.0}
+
+
+def labels_for(z):
+    """Half the rows labelled with their argmax (confident and right: the tiny-loss case)."""
+    y = np.random.default_rng(7).integers(0, z.shape[-1], size=z.shape[0])
+    y[::2] = np.argmax(z[::2], axis=-1)
+    return y
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_loss_gradient_and_jacobian_accuracy_in_eps(dtype):
+    """cross_entropy (per row and mean), cross_entropy_grad and softmax_jacobian, in eps."""
+    rows, failures = [], []
+    for family, z in families(dtype).items():
+        z = z[:4, :64]  # the Jacobian has K**2 entries per row
+        y = labels_for(z)
+        exact_losses = mp_cross_entropy(z, y, dps=DPS)
+        with mpmath.workdps(DPS):
+            exact = {
+                "cross_entropy (none)": exact_losses,
+                "cross_entropy (mean)": np.array([mpmath.fsum(exact_losses) / len(y)], dtype=object),
+                "cross_entropy_grad": mp_cross_entropy_grad(z, y, dps=DPS),
+            }
+        exact["softmax_jacobian"] = mp_softmax_jacobian(z, dps=DPS)
+        got = {
+            "cross_entropy (none)": sb.cross_entropy(z, y, reduction="none"),
+            "cross_entropy (mean)": np.atleast_1d(sb.cross_entropy(z, y)),
+            "cross_entropy_grad": sb.cross_entropy_grad(z, y),
+            "softmax_jacobian": sb.softmax_jacobian(z),
+        }
+        for func in got:
+            err = error_in_eps(got[func], exact[func], dtype)
+            rows.append((family, func, err))
+            if err > DERIV_LIMIT[dtype]:
+                failures.append(f"{family} / {func}: {err:.3g} eps > {DERIV_LIMIT[dtype]} eps")
+    table = [f"### {np.dtype(dtype).name}: loss, gradient, Jacobian (limit {DERIV_LIMIT[dtype]} eps)", "",
+             "| logits (first 4 rows, 64 columns) | function | softmaxbook (eps) |", "|---|---|---:|"]
+    table += [f"| {f} | {fn} | {a:.3g} |" for f, fn, a in rows]
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"accuracy_derivatives_{np.dtype(dtype).name}.md").write_text("\n".join(table) + "\n")
+    assert not failures, "\n".join(failures + [""] + table)
+
+
+def test_naive_loss_and_gradient_are_caught_by_the_measure():
+    """log(softmax) and softmax - onehot fail the same check the package passes."""
+    z = np.array([[0.0, -40.0, -45.0]])
+    y = np.array([0])
+    exact = mp_cross_entropy(z, y, dps=DPS)
+    naive_loss = -np.log(sb.softmax(z))[0, y]
+    assert error_in_eps(naive_loss, exact) > 1e10
+    exact_grad = mp_cross_entropy_grad(z, y, dps=DPS)
+    assert error_in_eps(sb.softmax(z) - np.array([[1.0, 0, 0]]), exact_grad) > 1e10
+    assert error_in_eps(sb.cross_entropy_grad(z, y), exact_grad) <= 1
+
+
+def test_derivatives_without_extended_precision(monkeypatch):
+    """The TwoSum float64 path (platforms whose long double is float64) stays within 3 eps."""
+    from softmaxbook import _validation, core
+    monkeypatch.setattr(core, "HAS_EXTENDED", False)
+    monkeypatch.setattr(_validation, "HAS_EXTENDED", False)
+    fam = families(np.float64)
+    for name in ["wide range (spread 2 log(max))", "one dominant entry", "huge offset, moderate spread"]:
+        z = fam[name][:3, :40]
+        y = labels_for(z)
+        assert error_in_eps(sb.softmax_jacobian(z), mp_softmax_jacobian(z, dps=DPS)) <= 3, name
+        assert error_in_eps(sb.cross_entropy_grad(z, y), mp_cross_entropy_grad(z, y, dps=DPS)) <= 3, name
+        assert error_in_eps(sb.cross_entropy(z, y, reduction="none"),
+                            mp_cross_entropy(z, y, dps=DPS)) <= 3, name
