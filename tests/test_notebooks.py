@@ -83,3 +83,34 @@ def test_requirements_are_exact_pins():
         assert ln == "-e ." or re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", ln), ln
     jb = [ln for ln in lines if ln.lower().startswith("jupyter-book==")]
     assert jb and jb[0].split("==")[1].startswith("1."), "Jupyter Book 1.x is required"
+
+
+# A derivation changed to a wrong formula must make its notebook fail. Each case names a
+# chapter, a line of a derivation cell, and a wrong version of that line; the notebook is
+# executed up to that cell with the wrong line in place and must stop with AssertionError.
+WRONG_DERIVATIONS = [
+    ("03_jacobian.ipynb", "claimed = sp.diag(*s_vec) - s_vec * s_vec.T",
+     "claimed = sp.diag(*s_vec) + s_vec * s_vec.T"),
+    ("04_delta_a_minus_y.ipynb", "assert sp.simplify((grad - (a - y)).subs(sums_to_one))",
+     "assert sp.simplify((grad - (y - a)).subs(sums_to_one))"),
+    ("04_delta_a_minus_y.ipynb", "correct_bracket = -(y[j] - a[j] * sum_y)",
+     "correct_bracket = -(y[j] * (1 - a[j]) - a[j] * sum_y)"),
+    ("05_sigmoid_k2.ipynb", "assert sp.simplify(p1 - sigma(z1 - z2)) == 0",
+     "assert sp.simplify(p1 - sigma(z2 - z1)) == 0"),
+]
+
+
+@pytest.mark.parametrize("name, right, wrong", WRONG_DERIVATIONS,
+                         ids=[f"{n[:2]}-{i}" for i, (n, _, _) in enumerate(WRONG_DERIVATIONS)])
+def test_a_wrong_derivation_makes_the_notebook_fail(name, right, wrong):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = load(ROOT / "notebooks" / name)
+    target = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and right in c.source)
+    nb.cells = [c for c in nb.cells[: target + 1] if c.cell_type == "code"]
+    nb.cells[-1].source = nb.cells[-1].source.replace(right, wrong)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with pytest.raises(CellExecutionError) as info:
+        client.execute()
+    assert "AssertionError" in str(info.value)
