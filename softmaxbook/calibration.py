@@ -27,11 +27,14 @@ def _probs_and_labels(probs, labels):
     return p, y
 
 
-def reliability_bins(probs, labels, n_bins=15):
+def reliability_bins(probs, labels, n_bins=15, strategy="uniform"):
     """Group predictions by confidence and compare confidence with accuracy in each group.
 
-    The confidence of a prediction is its largest probability; the bins split
-    ``[0, 1]`` into ``n_bins`` equal intervals ``(lo, hi]``.
+    The confidence of a prediction is its largest probability. With
+    ``strategy="uniform"`` the bins split ``[0, 1]`` into ``n_bins`` equal
+    intervals ``(lo, hi]`` (as in the ECE of Guo et al.); with ``"quantile"``
+    they hold (nearly) equal numbers of predictions, which gives steadier
+    diagrams when most predictions are confident.
 
     Parameters
     ----------
@@ -40,7 +43,9 @@ def reliability_bins(probs, labels, n_bins=15):
     labels : array_like of int, shape (n,)
         True classes.
     n_bins : int, optional
-        Number of equal-width confidence bins.
+        Number of confidence bins.
+    strategy : {"uniform", "quantile"}, optional
+        Equal-width bins, or bins with equal numbers of predictions.
 
     Returns
     -------
@@ -51,7 +56,8 @@ def reliability_bins(probs, labels, n_bins=15):
     Raises
     ------
     ValueError
-        If ``probs`` is not a batch of distributions, or ``n_bins < 1``.
+        If ``probs`` is not a batch of distributions, ``n_bins < 1``, or
+        ``strategy`` is unknown.
     TypeError, IndexError
         For bad labels, as in :func:`softmaxbook.cross_entropy`.
 
@@ -67,7 +73,13 @@ def reliability_bins(probs, labels, n_bins=15):
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     confidence = p.max(axis=1)
     correct = p.argmax(axis=1) == y
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    elif strategy == "quantile":
+        inner = np.quantile(confidence, np.linspace(0, 1, n_bins + 1)[1:-1])
+        edges = np.concatenate([[0.0], inner, [1.0]])
+    else:
+        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -162,3 +162,13 @@ def test_auc_equals_scikit_learn_with_ties_and_is_rank_invariant(scores, seed):
 def test_auc_bad_input(scores, positive, exc, message):
     with pytest.raises(exc, match=message):
         auc_mann_whitney(scores, positive)
+
+
+def test_quantile_bins_hold_equal_numbers_and_bad_strategy():
+    rng = np.random.default_rng(3)
+    p = softmax(rng.normal(scale=3, size=(1000, 5)))
+    y = rng.integers(0, 5, 1000)
+    bins = reliability_bins(p, y, n_bins=10, strategy="quantile")
+    assert bins["count"].sum() == 1000 and np.all(np.abs(bins["count"] - 100) <= 1)
+    with pytest.raises(ValueError, match="strategy"):
+        reliability_bins(p, y, strategy="equal")
