@@ -38,7 +38,9 @@ test: setup
 test-package: setup
 	$(BIN)/python -m pytest -n $(JOBS) tests softmaxbook --doctest-modules -m "not site" -p no:nbval
 
+# The notebooks run $(JOBS) at a time; one BLAS thread each keeps them from fighting over the cores.
 test-notebooks: setup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env notebooks
 
 test-site: setup
