@@ -97,6 +97,10 @@ WRONG_DERIVATIONS = [
      "correct_bracket = -(y[j] * (1 - a[j]) - a[j] * sum_y)"),
     ("05_sigmoid_k2.ipynb", "assert sp.simplify(p1 - sigma(z1 - z2)) == 0",
      "assert sp.simplify(p1 - sigma(z2 - z1)) == 0"),
+    ("06_softmax_regression_digits.ipynb", "(sp.diag(*phi[:2]) - phi_vec * phi_vec.T)",
+     "(sp.diag(*phi[:2]) + phi_vec * phi_vec.T)"),
+    ("07_calibration_distillation.ipynb", "assert sp.simplify(grad_i - (p_sym[i] - q_sym[i]) / T) == 0",
+     "assert sp.simplify(grad_i - (p_sym[i] - q_sym[i]) * T) == 0"),
 ]
 
 
