@@ -5,10 +5,11 @@ notebook copies another's code.
 """
 
 from .core import log_softmax, logsumexp, softmax
+from .fast import fast_softmax, merge_normalizers, online_normalizer, online_softmax
 from .jacobian import softmax_jacobian, softmax_jvp
 from .losses import cross_entropy, cross_entropy_grad
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "softmax",
@@ -18,5 +19,9 @@ __all__ = [
     "softmax_jvp",
     "cross_entropy",
     "cross_entropy_grad",
+    "fast_softmax",
+    "online_softmax",
+    "online_normalizer",
+    "merge_normalizers",
     "__version__",
 ]

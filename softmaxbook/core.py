@@ -8,6 +8,10 @@ All three share one computation along ``axis``:
 2. subtract the row maximum ``m``, so that every exponent is ``<= 0``;
 3. exponentiate and sum.
 
+``softmax`` at temperature 1 runs the same steps block by block (see
+``_softmax_blocked``) and, for float64, uses the TwoSum correction below instead
+of extended precision, which NumPy evaluates an order of magnitude more slowly.
+
 Why the wider precision matters: in float64, ``z - m`` is rounded, and ``exp``
 turns an absolute error ``delta`` in its argument into a relative error
 ``delta`` in its result. For ``|z - m|`` near 700 the rounding error of the
@@ -117,10 +121,16 @@ def softmax(z, axis=-1, temperature=1.0):
     Notes
     -----
     Accuracy: the relative error of each entry is at most about 0.5 eps of the
-    output dtype for float16 and float32 and at most 1 eps for float64 on
-    x86-64 (within about 2 eps on platforms without extended precision); see the
-    module docstring for how. ``scipy.special.softmax`` can be off by hundreds
-    of eps in float64 when logits span a few hundred units.
+    output dtype for float16 and float32, and within 2 eps for float64 (1.7 eps
+    is the largest measured by the accuracy tests); see the module docstring
+    for how. ``scipy.special.softmax`` can be off by hundreds of eps in float64
+    when logits span a few hundred units.
+
+    Speed: with ``temperature=1`` the work is done in blocks of rows that stay
+    in the cache, and float64 uses an error-free correction instead of long
+    double, so this costs about as much as ``scipy.special.softmax`` (0.95 to
+    1.35 times its time in the book's benchmark). Other temperatures take a
+    slower path that divides in extended precision.
 
     Special values, per slice along ``axis``:
 
@@ -151,9 +161,91 @@ def softmax(z, axis=-1, temperature=1.0):
     if a.shape[axis] == 0:
         return np.empty(a.shape, dtype=a.dtype)
     with np.errstate(**_QUIET):
-        _, _, e, _ = _exp_parts(a, axis, temperature)
-        s = np.sum(e, axis=axis, keepdims=True)
-        return (e / s).astype(a.dtype, copy=False)
+        if temperature == 1 and a.dtype in _BLOCKED_DTYPES:
+            return _softmax_blocked(a, axis)
+        return _softmax_general(a, axis, temperature)
+
+
+def _softmax_general(a, axis, temperature=1.0):
+    """Softmax in the working precision of :func:`_exp_parts` (whole array at once)."""
+    _, _, e, _ = _exp_parts(a, axis, temperature)
+    s = np.sum(e, axis=axis, keepdims=True)
+    return (e / s).astype(a.dtype, copy=False)
+
+
+#: Input dtypes served by the blocked path of :func:`softmax` (temperature 1).
+_BLOCKED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+#: Bytes of float64 work space per block of rows: small enough to stay in a
+#: core's L2 cache, large enough that NumPy's per-call overhead is negligible.
+BLOCK_BYTES = 256 * 1024
+
+
+def _rows_per_block(row_len, itemsize=8, block_bytes=BLOCK_BYTES):
+    return max(1, block_bytes // max(1, row_len * itemsize))
+
+
+def _softmax_blocked(a, axis):
+    """Softmax along ``axis``, processed in blocks of rows that stay in cache.
+
+    The same arithmetic as :func:`_softmax_general`, minus long double: float16
+    and float32 work in float64 (the difference ``x - m`` of two such numbers is
+    exact there, and one rounding at the end gives the result); float64 uses the
+    TwoSum correction ``exp(d) * (1 + err)`` for the rounding error ``err`` of
+    ``d = x - m``. Working block by block keeps every temporary in the cache,
+    so the array itself is read once and the result written once.
+    """
+    x = np.moveaxis(a, axis, -1)
+    x = np.ascontiguousarray(x)
+    K = x.shape[-1]
+    x2 = x.reshape(-1, K)
+    out = np.empty(x.shape, dtype=a.dtype)
+    o2 = out.reshape(-1, K)
+    rows = _rows_per_block(K)
+    d = np.empty((min(rows, len(x2)), K))
+    t = np.empty_like(d) if a.dtype == np.float64 else None
+    m = np.empty((len(d), 1))
+    s = np.empty_like(m)
+    for start in range(0, len(x2), rows):
+        xb, ob = x2[start:start + rows], o2[start:start + rows]
+        r = len(xb)
+        if a.dtype == np.float64:
+            _block_float64(xb, ob, d[:r], t[:r], m[:r], s[:r])
+        else:
+            _block_narrow(xb, ob, d[:r], m[:r], s[:r])
+    out = np.moveaxis(out, -1, axis)
+    return out if axis == a.ndim - 1 else np.ascontiguousarray(out)
+
+
+def _block_narrow(x, o, d, m, s):
+    """float16/float32 rows ``x`` -> softmax in ``o``, computed in float64."""
+    np.max(x, axis=1, keepdims=True, out=m)
+    np.subtract(x, m, out=d)
+    np.exp(d, out=d)
+    np.sum(d, axis=1, keepdims=True, out=s)
+    np.divide(d, s, out=o, casting="same_kind")
+
+
+def _block_float64(x, o, d, t, m, s):
+    """float64 rows ``x`` -> softmax in ``o``, with the TwoSum-corrected exponent."""
+    lo, hi = np.min(x), np.max(x)
+    finite = np.isfinite(lo) and np.isfinite(hi)
+    np.max(x, axis=1, keepdims=True, out=m)
+    np.subtract(x, m, out=d)       # d = fl(x - m)
+    np.subtract(d, x, out=t)       # t = d - x
+    np.subtract(d, t, out=o)       # o = d - t
+    np.subtract(x, o, out=o)       # o = x - (d - t)
+    np.add(t, m, out=t)            # t = t + m
+    np.subtract(o, t, out=o)       # err = (x - (d - t)) + (-m - t): exactly x - m - d
+    if not finite:
+        # inf or NaN in the block: no correction where it is not a number (as in
+        # _exp_parts); finite rows get exactly the same bits as in a clean block.
+        o[~np.isfinite(o)] = 0.0
+    np.exp(d, out=d)
+    np.multiply(o, d, out=o)
+    np.add(d, o, out=d)            # exp(d) * (1 + err) = exp(x - m) to within rounding
+    np.sum(d, axis=1, keepdims=True, out=s)
+    np.divide(d, s, out=o)
 
 
 def log_softmax(z, axis=-1):
