@@ -3,6 +3,7 @@
 #   make test   run every test: package, notebooks, site build, browser checks
 #   make lab    open the notebooks in JupyterLab
 #   make serve  serve the built site on http://127.0.0.1:8000
+#   make bench  run the CPU softmax benchmark (prints the goal table, writes benchmarks/results/)
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 PORT   ?= 8000
 
-.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze
+.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench
 
 setup: $(STAMP)
 
@@ -21,6 +22,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softmaxbook)" >/dev/null
 	@touch $@
+
+# Speed is measured by this script (ratios side by side in one run), never by timed tests.
+bench: setup
+	$(BIN)/python benchmarks/cpu_softmax.py
 
 book: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going

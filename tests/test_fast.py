@@ -127,3 +127,15 @@ def test_online_special_values_and_dtypes():
 def test_online_bad_block(block):
     with pytest.raises(ValueError, match="block must be a positive integer"):
         online_softmax([1.0, 2.0], block=block)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 5e-5), (np.float64, 1e-12)])
+def test_fast_softmax_long_rows_in_chunks(dtype, rtol):
+    z = np.random.default_rng(5).normal(scale=5, size=(3, 5001)).astype(dtype)
+    got = fast_softmax(z, block_bytes=1000)              # rows longer than a block
+    np.testing.assert_allclose(got, reference(z), rtol=rtol, atol=1e-30)
+    z[1, 7] = np.nan
+    z[2, :] = -np.inf
+    with np.errstate(all="ignore"):
+        got = fast_softmax(z, block_bytes=1000)
+    assert np.all(np.isnan(got[1:])) and np.all(np.isfinite(got[0]))

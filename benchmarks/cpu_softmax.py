@@ -1,0 +1,231 @@
+"""CPU softmax benchmark: every implementation timed side by side with a copy of the same array.
+
+Run with ``make bench`` (or ``python benchmarks/cpu_softmax.py``). For float32 and
+float64 and four shapes it times, in interleaved rounds (median of the rounds after
+warm-up), a copy of the input into a preallocated array (the memory-traffic floor:
+one read, one write) and several softmax implementations; prints each time as a
+multiple of the copy time and as a speed-up over ``scipy.special.softmax``; checks
+every output against a float64 reference; and writes everything, with the machine's
+description, to ``benchmarks/results/cpu_softmax.json``, which chapter 10 reads.
+
+Single-threaded: BLAS/OpenMP thread counts are set to 1 before NumPy is imported
+(NumPy's element-wise functions and reductions are single-threaded anyway).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.special as ss  # noqa: E402
+
+import softmaxbook as sb  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cpu_softmax.json"
+SHAPES = [(4096, 4096), (65536, 256), (256, 65536), (16, 1_000_000)]
+DTYPES = [np.float32, np.float64]
+GOALS = {"fastest_over_copy": 4.0, "fastest_speedup_vs_scipy": 2.0, "accurate_over_scipy": 1.5}
+
+
+# --- the implementations (each takes the input and a preallocated output) -----------------------
+
+def copy(z, out):
+    np.copyto(out, z)
+    return out
+
+
+def textbook(z, out):
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def scipy_softmax(z, out):
+    return ss.softmax(z, axis=-1)
+
+
+def in_place(z, out):
+    """Whole-array operations written into ``out``: no temporaries of the array's size."""
+    m = np.max(z, axis=-1, keepdims=True)
+    np.subtract(z, m, out=out)
+    np.exp(out, out=out)
+    s = np.sum(out, axis=-1, keepdims=True)
+    np.divide(out, s, out=out)
+    return out
+
+
+def blocked_out(z, out):
+    return sb.fast_softmax(z, out=out)
+
+
+def blocked_new(z, out):
+    return sb.fast_softmax(z)
+
+
+def online(z, out):
+    return sb.online_softmax(z, block=4096)
+
+
+def accurate(z, out):
+    return sb.softmax(z)
+
+
+IMPLEMENTATIONS = {
+    "copy": (copy, "np.copyto into a preallocated array: one read, one write"),
+    "textbook": (textbook, "exp(z - max) / sum, whole arrays, new temporaries"),
+    "scipy": (scipy_softmax, "scipy.special.softmax"),
+    "in-place": (in_place, "whole-array steps written into a preallocated out="),
+    "blocked, out=": (blocked_out, "softmaxbook.fast_softmax(z, out=...): row blocks in cache"),
+    "blocked, new output": (blocked_new, "softmaxbook.fast_softmax(z): the same, allocating its output"),
+    "online": (online, "softmaxbook.online_softmax(z, block=4096): online normalizer, two passes"),
+    "accurate": (accurate, "softmaxbook.softmax(z): the accurate default"),
+}
+PURE_NUMPY_BOOK = ["textbook", "in-place", "blocked, out=", "blocked, new output", "online"]
+
+
+def machine():
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "softmaxbook": sb.__version__, "threads": 1}
+
+
+def max_relative_error(got, ref):
+    got = np.asarray(got, dtype=np.float64)
+    scale = np.maximum(np.abs(ref), np.finfo(np.float32).tiny)
+    return float(np.max(np.abs(got - ref) / scale))
+
+
+def measure(dtype, shape, rounds, warmup, seed=0):
+    z = (3.0 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+    ref = sb.softmax(z.astype(np.float64))
+    out = np.empty_like(z)
+    names = list(IMPLEMENTATIONS)
+    times = {name: [] for name in names}
+    errors = {}
+    for name in names:
+        fn = IMPLEMENTATIONS[name][0]
+        for _ in range(warmup):
+            res = fn(z, out)
+        if name != "copy":
+            errors[name] = max_relative_error(res, ref)
+        del res
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]   # rotate to spread drift
+        for name in order:
+            fn = IMPLEMENTATIONS[name][0]
+            t0 = time.perf_counter()
+            res = fn(z, out)
+            times[name].append(time.perf_counter() - t0)
+            del res
+    med = {name: float(np.median(v)) for name, v in times.items()}
+    row = {"dtype": np.dtype(dtype).name, "shape": list(shape), "copy_seconds": med["copy"], "impls": {}}
+    for name in names:
+        row["impls"][name] = {
+            "median_seconds": med[name],
+            "over_copy": med[name] / med["copy"],
+            "speedup_vs_scipy": med["scipy"] / med[name],
+            "max_relative_error": errors.get(name, 0.0),
+            "times": times[name],
+        }
+    return row
+
+
+def check_outputs(row):
+    limit = 1e-4 if row["dtype"] == "float32" else 1e-10
+    bad = {k: v["max_relative_error"] for k, v in row["impls"].items() if v["max_relative_error"] > limit}
+    if bad:
+        raise AssertionError(f"{row['dtype']} {row['shape']}: outputs differ from the float64 reference: {bad}")
+
+
+def goals(rows):
+    verdict = []
+    for row in rows:
+        imp = row["impls"]
+        fastest = min(PURE_NUMPY_BOOK, key=lambda k: imp[k]["median_seconds"])
+        verdict.append({
+            "dtype": row["dtype"], "shape": row["shape"], "fastest": fastest,
+            "fastest_over_copy": imp[fastest]["over_copy"],
+            "fastest_speedup_vs_scipy": imp[fastest]["speedup_vs_scipy"],
+            "accurate_over_scipy": imp["accurate"]["median_seconds"] / imp["scipy"]["median_seconds"],
+        })
+    met = {
+        "fastest_over_copy": all(v["fastest_over_copy"] <= GOALS["fastest_over_copy"] for v in verdict),
+        "fastest_speedup_vs_scipy": all(v["fastest_speedup_vs_scipy"] >= GOALS["fastest_speedup_vs_scipy"]
+                                        for v in verdict),
+        "accurate_over_scipy": all(v["accurate_over_scipy"] <= GOALS["accurate_over_scipy"] for v in verdict),
+    }
+    return verdict, met
+
+
+def print_tables(rows, verdict, met):
+    names = [n for n in IMPLEMENTATIONS if n != "copy"]
+    for row in rows:
+        print(f"\n{row['dtype']} {tuple(row['shape'])}: copy {row['copy_seconds'] * 1e3:.2f} ms")
+        print(f"  {'implementation':22s} {'ms':>8} {'/ copy':>8} {'vs SciPy':>9} {'max rel err':>12}")
+        for n in names:
+            v = row["impls"][n]
+            print(f"  {n:22s} {v['median_seconds'] * 1e3:8.2f} {v['over_copy']:7.2f}x "
+                  f"{v['speedup_vs_scipy']:8.2f}x {v['max_relative_error']:12.1e}")
+    print("\nGoals (single-threaded, ratios measured side by side in this run):")
+    print(f"  {'dtype':8s} {'shape':>16} {'fastest':>20} {'/ copy':>7} {'vs SciPy':>9} {'accurate / SciPy':>17}")
+    for v in verdict:
+        print(f"  {v['dtype']:8s} {str(tuple(v['shape'])):>16} {v['fastest']:>20} "
+              f"{v['fastest_over_copy']:6.2f}x {v['fastest_speedup_vs_scipy']:8.2f}x "
+              f"{v['accurate_over_scipy']:16.2f}x")
+    print(f"  fastest <= {GOALS['fastest_over_copy']}x copy on every shape: {'met' if met['fastest_over_copy'] else 'MISSED'}")
+    print(f"  fastest >= {GOALS['fastest_speedup_vs_scipy']}x faster than SciPy on every shape: "
+          f"{'met' if met['fastest_speedup_vs_scipy'] else 'MISSED'}")
+    print(f"  accurate softmax <= {GOALS['accurate_over_scipy']}x SciPy's time on every shape: "
+          f"{'met' if met['accurate_over_scipy'] else 'MISSED'}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per configuration (>= 7)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="small shapes, for a smoke test; no JSON")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.rounds < 7 and not args.quick:
+        parser.error("use at least 7 rounds")
+    shapes = [(64, 64), (16, 4096)] if args.quick else SHAPES
+    rows = []
+    for dtype in DTYPES:
+        for shape in shapes:
+            row = measure(dtype, shape, args.rounds, args.warmup)
+            check_outputs(row)
+            rows.append(row)
+    verdict, met = goals(rows)
+    print_tables(rows, verdict, met)
+    if not args.quick:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({
+            "benchmark": "cpu_softmax", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+            "settings": {"rounds": args.rounds, "warmup": args.warmup, "statistic": "median",
+                         "input": "3 * standard normal, seed 0"},
+            "implementations": {k: v[1] for k, v in IMPLEMENTATIONS.items()},
+            "goals": GOALS, "verdict": verdict, "met": met, "results": rows,
+        }, indent=1))
+        print(f"\nwrote {args.output}")
+    return rows, verdict, met
+
+
+if __name__ == "__main__":
+    main()
