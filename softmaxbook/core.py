@@ -244,8 +244,27 @@ def _block_float64(x, o, d, t, m, s):
     np.exp(d, out=d)
     np.multiply(o, d, out=o)
     np.add(d, o, out=d)            # exp(d) * (1 + err) = exp(x - m) to within rounding
-    np.sum(d, axis=1, keepdims=True, out=s)
+    _accurate_row_sums(d, o, t, s)
     np.divide(d, s, out=o)
+
+
+_SPLIT = 1.5 * 2.0 ** 27   # adding and subtracting it rounds a number in [0, 2] to a multiple of 2**-25
+
+
+def _accurate_row_sums(e, hi, lo, s):
+    """Row sums of ``e`` (entries in [0, ~1]) with a relative error of about one rounding.
+
+    Each entry is split as ``e = hi + lo`` with ``hi`` a multiple of 2**-25 and
+    ``|lo| <= 2**-26``. The ``hi`` parts of a row add up exactly in float64 (their
+    sum is an integer times 2**-25, below 2**53 for rows shorter than 2**27); the
+    ``lo`` parts are so small that the rounding errors of their sum are
+    negligible. A plain float64 sum of the ``e`` can be off by a few eps.
+    """
+    np.add(e, _SPLIT, out=hi)
+    np.subtract(hi, _SPLIT, out=hi)
+    np.subtract(e, hi, out=lo)
+    np.sum(lo, axis=1, keepdims=True, out=s)
+    s += np.sum(hi, axis=1, keepdims=True)
 
 
 def log_softmax(z, axis=-1):
