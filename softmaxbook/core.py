@@ -202,6 +202,14 @@ def _softmax_blocked(a, axis):
     out = np.empty(x.shape, dtype=a.dtype)
     o2 = out.reshape(-1, K)
     rows = _rows_per_block(K)
+    if a.dtype == np.float64 and K * 8 > BLOCK_BYTES:
+        chunk = BLOCK_BYTES // 8
+        d, t = np.empty((1, chunk)), np.empty((1, chunk))
+        m, s_hi = np.empty((1, 1)), np.empty((1, 1))
+        for xr, orow in zip(x2, o2):
+            _long_row_float64(xr[None, :], orow[None, :], chunk, d, t, m, s_hi)
+        out = np.moveaxis(out, -1, axis)
+        return out if axis == a.ndim - 1 else np.ascontiguousarray(out)
     d = np.empty((min(rows, len(x2)), K))
     t = np.empty_like(d) if a.dtype == np.float64 else None
     m = np.empty((len(d), 1))
@@ -246,6 +254,36 @@ def _block_float64(x, o, d, t, m, s):
     np.add(d, o, out=d)            # exp(d) * (1 + err) = exp(x - m) to within rounding
     _accurate_row_sums(d, o, t, s)
     np.divide(d, s, out=o)
+
+
+def _long_row_float64(x, o, chunk, d, t, m, s):
+    """One float64 row longer than a block: the steps of ``_block_float64`` chunk by chunk.
+
+    Pass 1 finds the maximum; pass 2 writes the corrected exponentials of each
+    chunk (which stays in cache) and accumulates their split sums; pass 3 divides.
+    """
+    K = x.shape[1]
+    if not (np.isfinite(np.min(x)) and np.isfinite(np.max(x))):
+        o[...] = _softmax_general(x, 1)
+        return
+    m[...] = np.max(x)
+    total = np.zeros((1, 1))
+    for start in range(0, K, chunk):
+        xc, oc = x[:, start:start + chunk], o[:, start:start + chunk]
+        w = xc.shape[1]
+        dc, tc = d[:, :w], t[:, :w]
+        np.subtract(xc, m, out=dc)
+        np.subtract(dc, xc, out=tc)
+        np.subtract(dc, tc, out=oc)
+        np.subtract(xc, oc, out=oc)
+        np.add(tc, m, out=tc)
+        np.subtract(oc, tc, out=oc)
+        np.exp(dc, out=dc)
+        np.multiply(oc, dc, out=oc)
+        np.add(dc, oc, out=oc)          # corrected exponentials, written to the output
+        _accurate_row_sums(oc, dc, tc, s)
+        total += s
+    np.divide(o, total, out=o)
 
 
 _SPLIT = 1.5 * 2.0 ** 27   # adding and subtracting it rounds a number in [0, 2] to a multiple of 2**-25
