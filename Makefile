@@ -3,6 +3,7 @@
 #   make test   run every test: package, notebooks, site build, browser checks
 #   make lab    open the notebooks in JupyterLab
 #   make serve  serve the built site on http://127.0.0.1:8000
+#   make student  write student versions of the notebooks (solutions removed) to _build/student
 #   make bench  run the CPU softmax benchmark (prints the goal table, writes benchmarks/results/)
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 PORT   ?= 8000
 
-.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench
+.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench student
 
 setup: $(STAMP)
 
@@ -22,6 +23,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softmaxbook)" >/dev/null
 	@touch $@
+
+student: setup
+	$(BIN)/python tools/make_student.py
 
 # Speed is measured by this script (ratios side by side in one run), never by timed tests.
 bench: setup

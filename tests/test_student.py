@@ -1,0 +1,54 @@
+"""Student versions of the notebooks (tools/make_student.py): no solutions left, exercises kept,
+and the graded tests fail on the stubs, as they must until a student fills them in."""
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from make_student import main as make_students  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    return {p.name: nbformat.read(p, as_version=4) for p in make_students([str(out)])}
+
+
+def test_no_solution_is_left_and_every_exercise_is(students):
+    assert len(students) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    for name, nb in students.items():
+        original = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        orig_md = "\n".join(c.source for c in original.cells if c.cell_type == "markdown")
+        assert "{solution" not in md and "BEGIN SOLUTION" not in code, name
+        assert re.findall(r":label: (ex-\d+-\d+)", md) == re.findall(r":label: (ex-\d+-\d+)", orig_md), name
+        graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+        stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        assert graded and len(stubs) == len(graded)
+        assert all("raise NotImplementedError()" in c.source for c in stubs)
+        assert not any("hide-input" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
+
+def test_instructor_notebooks_are_untouched(students):
+    nb = nbformat.read(ROOT / "notebooks" / "05_sigmoid_k2.ipynb", as_version=4)
+    assert any("### BEGIN SOLUTION" in c.source for c in nb.cells)
+
+
+def test_a_student_notebook_runs_until_its_exercise_test_fails(students):
+    from nbclient import NotebookClient
+    nb = students["05_sigmoid_k2.ipynb"]
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    errors = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    assert errors, "the graded test should fail on the stub"
+    first_error_cell, output = errors[0]
+    assert first_error_cell == graded[0] and output["ename"] == "NotImplementedError"
