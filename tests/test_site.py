@@ -81,8 +81,7 @@ def browser():
 
 
 VISIBLE_TEXT_JS = """() => {
-  const clone = document.querySelector('main') ? document.querySelector('main').cloneNode(true)
-                                               : document.body.cloneNode(true);
+  const clone = document.body.cloneNode(true);   // the whole page, navigation included
   clone.querySelectorAll('pre, code, .highlight, script, style, mjx-container').forEach(e => e.remove());
   return clone.textContent;
 }"""
@@ -110,6 +109,10 @@ def test_page(page_path, server, browser):
 
     text = page.evaluate(VISIBLE_TEXT_JS)
     assert "$$" not in text and "\\frac" not in text and "\\sum" not in text, "raw TeX left in the page"
+    # inline math MathJax did not typeset (e.g. in the navigation, which it does not process)
+    raw_inline = [m for m in ("\\(", "\\)", "\\delta", "\\mathbf", "\\boldsymbol", "\\operatorname",
+                              "\\sigma", "\\log", "\\mathrm") if m in text]
+    assert not raw_inline, f"raw TeX {raw_inline} left in the visible text"
     n_math = page.locator("mjx-container").count()
     if page_path.startswith("notebooks/") or page_path.endswith("notation"):
         assert n_math > 10, f"only {n_math} typeset formulas"
