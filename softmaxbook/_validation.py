@@ -33,6 +33,11 @@ def as_real_array(z, name="z"):
         ) from None
     kind = a.dtype.kind
     if kind == "f":
+        if not a.dtype.isnative:
+            # Non-native byte order ('>f8' on a little-endian machine): compute on a
+            # native copy, or NumPy's fast loops (and our dtype dispatch) are bypassed.
+            # The functions convert their result back to the caller's dtype.
+            return a.astype(a.dtype.newbyteorder("="))
         return a
     if kind in "biu":
         return a.astype(np.float64)
@@ -40,6 +45,17 @@ def as_real_array(z, name="z"):
         f"{name} must hold real numbers (float, int or bool), got dtype {a.dtype} "
         f"({'complex' if kind == 'c' else 'non-numeric'} values are not supported)"
     )
+
+
+def real_array_and_dtype(z, name="z"):
+    """``(a, dtype)``: ``z`` as by :func:`as_real_array`, and the dtype results keep.
+
+    ``dtype`` is the caller's floating dtype, byte order included (``a`` itself
+    is always in native byte order), or float64 for integer and boolean input.
+    """
+    a = as_real_array(z, name)
+    orig = z.dtype if isinstance(z, np.ndarray) else np.asarray(z).dtype
+    return a, (orig if orig.kind == "f" else a.dtype)
 
 
 def check_axis(axis, ndim):
@@ -56,6 +72,10 @@ def check_axis(axis, ndim):
         raise TypeError(
             f"axis must be a single integer, got {axis!r} (softmax normalises along one axis)"
         ) from None
+    if not -ndim <= axis < ndim:   # also catches axes too large for a C long
+        raise np.exceptions.AxisError(
+            f"axis {axis} is out of bounds for an array of dimension {ndim}"
+        )
     return normalize_axis_index(axis, ndim)
 
 
@@ -79,10 +99,16 @@ def check_temperature(temperature):
         temperature, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"temperature must be a real number, got {temperature!r}")
-    t = float(temperature)
+    try:
+        t = float(temperature)
+    except OverflowError:   # an int beyond the float range, e.g. 10**400
+        raise ValueError(
+            f"temperature must be positive and finite, got {temperature!r} "
+            "(too large for a float)"
+        ) from None
     if not (np.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
-    return temperature
+    return t
 
 
 def check_labels(labels, logits_shape):

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._rows import BLOCK_BYTES, map_rows
 from ._validation import (
     HAS_EXTENDED,
-    as_real_array,
     check_axis,
     check_temperature,
+    real_array_and_dtype,
     working_dtype,
 )
 
@@ -44,34 +45,71 @@ _QUIET = dict(over="ignore", under="ignore", invalid="ignore", divide="ignore")
 
 
 def _prepare(z, axis, temperature=1.0):
-    a = as_real_array(z)
+    """Validate the arguments; return ``(a, axis, temperature, dtype)``.
+
+    ``a`` is a native-byte-order floating array (see ``as_real_array``) and
+    ``dtype`` the dtype of the result: the caller's own floating dtype (byte
+    order included), float64 for integers and booleans.
+    """
+    a, dtype = real_array_and_dtype(z)
     if a.ndim == 0:
         raise np.exceptions.AxisError(
             f"softmax needs at least one axis to normalise along; got a 0-d array ({a!r})"
         )
     axis = check_axis(axis, a.ndim)
-    check_temperature(temperature)
-    return a, axis
+    t = check_temperature(temperature)
+    return a, axis, t, dtype
+
+
+def _two_prod(a, b):
+    """``(p, e)`` with ``p = fl(a * b)`` and ``p + e == a * b`` exactly (Dekker/Veltkamp)."""
+    def split(v):
+        c = 134217729.0 * v            # 2**27 + 1
+        hi = c - (c - v)
+        return hi, v - hi
+    p = a * b
+    a1, a2 = split(a)
+    b1, b2 = split(b)
+    e = ((a1 * b1 - p) + a1 * b2 + a2 * b1) + a2 * b2
+    return p, e
 
 
 def _exp_parts(a, axis, temperature=1.0):
     """Shifted exponentials in working precision.
 
-    Returns ``(d, err, e, m)``: ``d = x - m`` with ``x = a / temperature``,
-    ``err`` the rounding error of ``d`` (zero when the working precision is
-    wider than the input), ``e = exp(d + err)`` and the row maximum ``m``.
+    Returns ``(d, err, e, m)``: ``d = (x - m) / T`` rounded, with ``m`` the
+    maximum of ``x`` along ``axis`` and ``T`` the temperature; ``err`` the
+    rounding error of ``d`` (``None`` when the working precision is wider than
+    the input, so that it is negligible); ``e = exp(d + err)``.
+
+    The maximum is subtracted *before* dividing by ``T``: ``max(x / T) =
+    max(x) / T`` for ``T > 0``, and ``x - m`` is (nearly) exact, while
+    ``x / T`` would carry a rounding error of size ``|x / T| * eps`` into the
+    exponent (hundreds of eps for logits of size 1e5).
     """
     w = working_dtype(a.dtype)
     x = a.astype(w, copy=True)
-    if temperature != 1:
-        x /= w.type(temperature)
     m = np.max(x, axis=axis, keepdims=True)
     d = x - m
+    del x
     err = None
     if w == a.dtype == np.float64 and not HAS_EXTENDED:
         # TwoSum: d + err == x - m exactly (for finite operands).
-        bb = d - x
-        err = (x - (d - bb)) + (-m - bb)
+        xa = a
+        bb = d - xa
+        err = (xa - (d - bb)) + (-m - bb)
+        del bb
+    if temperature != 1:
+        t = w.type(temperature)
+        q = d / t
+        if err is not None:
+            # The division's own rounding error, exactly: d - q*t = r, so
+            # d/t = q + r/t; the rounding error of x - m follows as err/t.
+            p, pe = _two_prod(q, t)
+            r = (d - p) - pe
+            err = (r + err) / t
+        d = q
+    if err is not None:
         err[~np.isfinite(err)] = 0.0
     e = np.exp(d)
     if err is not None:
@@ -80,10 +118,12 @@ def _exp_parts(a, axis, temperature=1.0):
 
 
 def _log1p_rest(e, x_axis_argmax, axis):
-    """``log(sum(e))`` computed as ``log1p`` of the sum without one maximal entry."""
-    rest = e.copy()
-    np.put_along_axis(rest, x_axis_argmax, 0, axis=axis)
-    return np.log1p(np.sum(rest, axis=axis, keepdims=True))
+    """``log(sum(e))`` computed as ``log1p`` of the sum without one maximal entry.
+
+    Overwrites ``e`` (the maximal entry, which is exactly 1, is set to 0).
+    """
+    np.put_along_axis(e, x_axis_argmax, 0, axis=axis)
+    return np.log1p(np.sum(e, axis=axis, keepdims=True))
 
 
 def softmax(z, axis=-1, temperature=1.0):
@@ -157,72 +197,71 @@ def softmax(z, axis=-1, temperature=1.0):
     >>> print(softmax([1.0, 2.0], temperature=0.1))
     [4.53978687e-05 9.99954602e-01]
     """
-    a, axis = _prepare(z, axis, temperature)
+    a, axis, t, dtype = _prepare(z, axis, temperature)
     if a.shape[axis] == 0:
-        return np.empty(a.shape, dtype=a.dtype)
+        return np.empty(a.shape, dtype=dtype)
+    if t == 1 and a.dtype in _BLOCKED_DTYPES:
+        kernel, itemsize = _softmax_kernel_t1(a.dtype), 8
+    else:
+        kernel, itemsize = _softmax_kernel_general(t), 4 * working_dtype(a.dtype).itemsize
     with np.errstate(**_QUIET):
-        if temperature == 1 and a.dtype in _BLOCKED_DTYPES:
-            return _softmax_blocked(a, axis)
-        return _softmax_general(a, axis, temperature)
+        res = map_rows(a, axis, kernel, a.dtype, itemsize=itemsize)
+    return res.astype(dtype, copy=False)
 
 
-def _softmax_general(a, axis, temperature=1.0):
-    """Softmax in the working precision of :func:`_exp_parts` (whole array at once)."""
-    _, _, e, _ = _exp_parts(a, axis, temperature)
-    s = np.sum(e, axis=axis, keepdims=True)
-    return (e / s).astype(a.dtype, copy=False)
-
-
-#: Input dtypes served by the blocked path of :func:`softmax` (temperature 1).
+#: Input dtypes served by the fast path of :func:`softmax` (temperature 1).
 _BLOCKED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-#: Bytes of float64 work space per block of rows: small enough to stay in a
-#: core's L2 cache, large enough that NumPy's per-call overhead is negligible.
-BLOCK_BYTES = 256 * 1024
+#: float64 rows longer than this many entries are processed in chunks of it.
+_CHUNK = BLOCK_BYTES // 8
 
 
-def _rows_per_block(row_len, itemsize=8, block_bytes=BLOCK_BYTES):
-    return max(1, block_bytes // max(1, row_len * itemsize))
-
-
-def _softmax_blocked(a, axis):
-    """Softmax along ``axis``, processed in blocks of rows that stay in cache.
-
-    The same arithmetic as :func:`_softmax_general`, minus long double: float16
-    and float32 work in float64 (the difference ``x - m`` of two such numbers is
-    exact there, and one rounding at the end gives the result); float64 uses the
-    TwoSum correction ``exp(d) * (1 + err)`` for the rounding error ``err`` of
-    ``d = x - m``. Working block by block keeps every temporary in the cache,
-    so the array itself is read once and the result written once.
-    """
-    x = np.moveaxis(a, axis, -1)
-    x = np.ascontiguousarray(x)
-    K = x.shape[-1]
-    x2 = x.reshape(-1, K)
-    out = np.empty(x.shape, dtype=a.dtype)
-    o2 = out.reshape(-1, K)
-    rows = _rows_per_block(K)
-    if a.dtype == np.float64 and K * 8 > BLOCK_BYTES:
-        chunk = BLOCK_BYTES // 8
-        d, t = np.empty((1, chunk)), np.empty((1, chunk))
-        m, s_hi = np.empty((1, 1)), np.empty((1, 1))
-        for xr, orow in zip(x2, o2):
-            _long_row_float64(xr[None, :], orow[None, :], chunk, d, t, m, s_hi)
-        out = np.moveaxis(out, -1, axis)
-        return out if axis == a.ndim - 1 else np.ascontiguousarray(out)
-    d = np.empty((min(rows, len(x2)), K))
-    t = np.empty_like(d) if a.dtype == np.float64 else None
-    m = np.empty((len(d), 1))
-    s = np.empty_like(m)
-    for start in range(0, len(x2), rows):
-        xb, ob = x2[start:start + rows], o2[start:start + rows]
-        r = len(xb)
-        if a.dtype == np.float64:
-            _block_float64(xb, ob, d[:r], t[:r], m[:r], s[:r])
+def _softmax_kernel_general(temperature):
+    """Row kernel: softmax in the working precision of :func:`_exp_parts`."""
+    def kernel(x, o):
+        _, err, e, _ = _exp_parts(x, 1, temperature)
+        if err is not None:                 # float64 without extended precision
+            hi, lo = np.empty_like(e), np.empty_like(e)
+            s = np.empty((len(e), 1))
+            _accurate_row_sums(e, hi, lo, s)
+            del hi, lo
         else:
-            _block_narrow(xb, ob, d[:r], m[:r], s[:r])
-    out = np.moveaxis(out, -1, axis)
-    return out if axis == a.ndim - 1 else np.ascontiguousarray(out)
+            s = np.sum(e, axis=1, keepdims=True)
+        np.divide(e, s, out=e)
+        o[...] = e
+    return kernel
+
+
+def _softmax_kernel_t1(dtype):
+    """Row kernel for temperature 1 and float16/32/64 input, with its scratch space.
+
+    float16 and float32 work in float64 (the difference ``x - m`` of two such
+    numbers is exact there, and one rounding at the end gives the result);
+    float64 uses the TwoSum correction ``exp(d) * (1 + err)`` for the rounding
+    error ``err`` of ``d = x - m``, and long rows are done in chunks.
+    """
+    scratch = {}
+
+    def buffers(shape, n):
+        if scratch.get("shape") != shape:
+            scratch["shape"] = shape
+            scratch["bufs"] = [np.empty(shape) for _ in range(n)]
+            scratch["m"], scratch["s"] = np.empty((shape[0], 1)), np.empty((shape[0], 1))
+        return scratch["bufs"], scratch["m"], scratch["s"]
+
+    def kernel(x, o):
+        r, K = x.shape
+        if dtype != np.float64:
+            (d,), m, s = buffers((r, K), 1)
+            _block_narrow(x, o, d, m, s)
+        elif K > _CHUNK:
+            (d, t), m, s = buffers((1, _CHUNK), 2)
+            for i in range(r):
+                _long_row_float64(x[i:i + 1], o[i:i + 1], d, t, m, s)
+        else:
+            (d, t), m, s = buffers((r, K), 2)
+            _block_float64(x, o, d, t, m, s)
+    return kernel
 
 
 def _block_narrow(x, o, d, m, s):
@@ -234,21 +273,30 @@ def _block_narrow(x, o, d, m, s):
     np.divide(d, s, out=o, casting="same_kind")
 
 
-def _block_float64(x, o, d, t, m, s):
-    """float64 rows ``x`` -> softmax in ``o``, with the TwoSum-corrected exponent."""
-    lo, hi = np.min(x), np.max(x)
-    finite = np.isfinite(lo) and np.isfinite(hi)
-    np.max(x, axis=1, keepdims=True, out=m)
-    np.subtract(x, m, out=d)       # d = fl(x - m)
+def _twosum_error(x, m, d, t, o):
+    """``o = err`` with ``d + err == x - m`` exactly, given ``d = fl(x - m)`` (``t`` is scratch).
+
+    Non-finite errors (from infinite ``x`` or ``d``, or from ``x - m`` beyond the
+    float range) are set to 0: there is nothing to correct. The check costs one
+    sum over the block; finite rows get the same bits whatever their neighbours.
+    """
     np.subtract(d, x, out=t)       # t = d - x
     np.subtract(d, t, out=o)       # o = d - t
     np.subtract(x, o, out=o)       # o = x - (d - t)
     np.add(t, m, out=t)            # t = t + m
     np.subtract(o, t, out=o)       # err = (x - (d - t)) + (-m - t): exactly x - m - d
-    if not finite:
-        # inf or NaN in the block: no correction where it is not a number (as in
-        # _exp_parts); finite rows get exactly the same bits as in a clean block.
+    if not np.isfinite(np.sum(o)):
         o[~np.isfinite(o)] = 0.0
+
+
+def _block_float64(x, o, d, t, m, s):
+    """float64 rows ``x`` -> softmax in ``o``, with the TwoSum-corrected exponent.
+
+    Reads ``x`` after writing ``o``: ``o`` must not overlap ``x``.
+    """
+    np.max(x, axis=1, keepdims=True, out=m)
+    np.subtract(x, m, out=d)       # d = fl(x - m)
+    _twosum_error(x, m, d, t, o)
     np.exp(d, out=d)
     np.multiply(o, d, out=o)
     np.add(d, o, out=d)            # exp(d) * (1 + err) = exp(x - m) to within rounding
@@ -256,34 +304,36 @@ def _block_float64(x, o, d, t, m, s):
     np.divide(d, s, out=o)
 
 
-def _long_row_float64(x, o, chunk, d, t, m, s):
-    """One float64 row longer than a block: the steps of ``_block_float64`` chunk by chunk.
+def _long_row_float64(x, o, d, t, m, s):
+    """One float64 row ``x`` of shape (1, K), longer than a chunk, done chunk by chunk.
 
     Pass 1 finds the maximum; pass 2 writes the corrected exponentials of each
-    chunk (which stays in cache) and accumulates their split sums; pass 3 divides.
+    chunk (which stays in cache) and accumulates the two parts of their split
+    sums separately (the high parts add up exactly, see
+    :func:`_accurate_row_sums`); pass 3 divides. A row whose maximum is NaN or
+    infinite is all NaN, as in :func:`softmax`.
     """
-    K = x.shape[1]
-    if not (np.isfinite(np.min(x)) and np.isfinite(np.max(x))):
-        o[...] = _softmax_general(x, 1)
-        return
+    K, chunk = x.shape[1], d.shape[1]
     m[...] = np.max(x)
-    total = np.zeros((1, 1))
+    if not np.isfinite(m[0, 0]):
+        o[...] = np.nan
+        return
+    total_hi = total_lo = 0.0
     for start in range(0, K, chunk):
         xc, oc = x[:, start:start + chunk], o[:, start:start + chunk]
         w = xc.shape[1]
         dc, tc = d[:, :w], t[:, :w]
         np.subtract(xc, m, out=dc)
-        np.subtract(dc, xc, out=tc)
-        np.subtract(dc, tc, out=oc)
-        np.subtract(xc, oc, out=oc)
-        np.add(tc, m, out=tc)
-        np.subtract(oc, tc, out=oc)
+        _twosum_error(xc, m, dc, tc, oc)
         np.exp(dc, out=dc)
         np.multiply(oc, dc, out=oc)
         np.add(dc, oc, out=oc)          # corrected exponentials, written to the output
-        _accurate_row_sums(oc, dc, tc, s)
-        total += s
-    np.divide(o, total, out=o)
+        np.add(oc, _SPLIT, out=dc)
+        np.subtract(dc, _SPLIT, out=dc)
+        np.subtract(oc, dc, out=tc)
+        total_hi += float(np.sum(dc))   # exact: multiples of 2**-25 below 2**28
+        total_lo += float(np.sum(tc))
+    np.divide(o, total_hi + total_lo, out=o)
 
 
 _SPLIT = 1.5 * 2.0 ** 27   # adding and subtracting it rounds a number in [0, 2] to a multiple of 2**-25
@@ -352,11 +402,16 @@ def log_softmax(z, axis=-1):
     >>> float(log_softmax([0.0, -46.0])[0])
     -1.0530617357553812e-20
     """
-    a, axis = _prepare(z, axis)
+    a, axis, _, dtype = _prepare(z, axis)
     if a.shape[axis] == 0:
-        return np.empty(a.shape, dtype=a.dtype)
+        return np.empty(a.shape, dtype=dtype)
+
+    def kernel(x, o):
+        o[...] = _log_softmax_work(x, 1)
+
     with np.errstate(**_QUIET):
-        return _log_softmax_work(a, axis).astype(a.dtype, copy=False)
+        res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * working_dtype(a.dtype).itemsize)
+    return res.astype(dtype, copy=False)
 
 
 def _log_softmax_work(a, axis):
@@ -364,11 +419,15 @@ def _log_softmax_work(a, axis):
     d, err, e, m = _exp_parts(a, axis)
     idx = np.argmax(d, axis=axis, keepdims=True)
     out = d - _log1p_rest(e, idx, axis)
+    del e
     if err is not None:
         out += err
     # Slices with a +inf logit (and no NaN, or m would be NaN): NaN at the
     # infinite entries (d = inf - inf), -inf at every other entry.
-    return np.where(np.isposinf(m), np.where(np.isnan(d), np.nan, -np.inf), out)
+    inf_rows = np.isposinf(m)
+    if np.any(inf_rows):
+        out = np.where(inf_rows, np.where(np.isnan(d), np.nan, -np.inf), out)
+    return out
 
 
 def logsumexp(z, axis=-1):
@@ -414,15 +473,21 @@ def logsumexp(z, axis=-1):
     >>> logsumexp(np.zeros((2, 4)), axis=1).round(6)
     array([1.386294, 1.386294])
     """
-    a, axis = _prepare(z, axis)
+    a, axis, _, dtype = _prepare(z, axis)
     if a.shape[axis] == 0:
-        return np.full(np.delete(a.shape, axis), -np.inf, dtype=a.dtype)[()]
-    with np.errstate(**_QUIET):
-        d, err, e, m = _exp_parts(a, axis)
-        idx = np.argmax(d, axis=axis, keepdims=True)
-        out = m + _log1p_rest(e, idx, axis)
+        return np.full(np.delete(a.shape, axis), -np.inf, dtype=dtype)[()]
+
+    def kernel(x, o):
+        d, err, e, m = _exp_parts(x, 1)
+        del err
+        idx = np.argmax(d, axis=1, keepdims=True)
+        del d
+        r = m + _log1p_rest(e, idx, 1)
         # Rows where the maximum is infinite: the answer is that infinity
         # (unless a NaN is present, which np.max has already propagated).
-        out = np.where(np.isinf(m), m, out)
-        out = np.squeeze(out, axis=axis)
-        return out.astype(a.dtype, copy=False)[()]
+        o[...] = np.where(np.isinf(m), m, r)[:, 0]
+
+    with np.errstate(**_QUIET):
+        res = map_rows(a, axis, kernel, a.dtype, reduce=True,
+                       itemsize=3 * working_dtype(a.dtype).itemsize)
+    return res.astype(dtype, copy=False)[()]

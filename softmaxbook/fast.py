@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, check_axis
-from .core import _QUIET, _rows_per_block
+from ._rows import map_rows
+from ._validation import as_real_array, check_axis, real_array_and_dtype
+from .core import _QUIET
 
 __all__ = ["fast_softmax", "online_normalizer", "merge_normalizers", "online_softmax"]
 
@@ -20,11 +21,15 @@ __all__ = ["fast_softmax", "online_normalizer", "merge_normalizers", "online_sof
 #: overhead is small, small enough to stay in the cache hierarchy (L2/L3).
 FAST_BLOCK_BYTES = 1024 * 1024
 
-# After shifting a whole block by its maximum, a row whose sum of exponentials
-# is below this has lost (or may have lost) its largest terms to underflow; such
-# rows are recomputed with their own maximum. exp(-60) and exp(-600) leave every
-# kept term far inside the normal range.
-_SMALL_SUM = {np.dtype(np.float32): np.float32(np.exp(-60.0)), np.dtype(np.float64): np.exp(-600.0)}
+
+def _result_dtype(dtype):
+    """The dtype :func:`fast_softmax` returns for input of ``dtype`` (byte order kept)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return np.dtype(np.float64)
+    if dtype.itemsize == 2:
+        return np.dtype(np.float32).newbyteorder(dtype.byteorder)
+    return dtype
 
 
 def _check_out(out, shape, dtype):
@@ -33,69 +38,90 @@ def _check_out(out, shape, dtype):
     if out.shape != shape or out.dtype != dtype:
         raise ValueError(f"out must have shape {shape} and dtype {dtype}, "
                          f"got shape {out.shape} and dtype {out.dtype}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writeable C-contiguous array")
+    if not out.flags.writeable:
+        raise ValueError("out must be a writeable array (it is read-only)")
 
 
-def _row_block(x, o, s):
-    """Softmax of the rows of the block ``x`` into ``o``; ``s`` is (rows, 1) scratch."""
-    hi = np.max(x)
-    np.subtract(x, hi if np.isfinite(hi) else 0.0, out=o)   # one shift for the whole block
+def _same_memory(a, b):
+    """True if ``a`` and ``b`` are the same elements in the same layout (exact aliasing)."""
+    ia, ib = a.__array_interface__, b.__array_interface__
+    return (ia["data"][0] == ib["data"][0] and a.shape == b.shape
+            and a.strides == b.strides and a.dtype == b.dtype)
+
+
+def _fast_rows(x, o):
+    """Softmax of the rows of the block ``x`` into ``o`` (which may be ``x``'s memory).
+
+    Each row is shifted by its own maximum, so no row can influence another;
+    then one exponential pass, the row sums, and a multiplication by their
+    reciprocals. ``x`` is read completely (for the maxima, then element by
+    element) before the same position of ``o`` is written.
+    """
+    r, K = x.shape
+    # The row maxima: maximum.reduceat over the flat block has less per-row
+    # overhead than max(axis=1) (short rows: half the time); both are exact.
+    m = np.maximum.reduceat(x.reshape(-1), np.arange(0, r * K, K))[:, None]
+    np.subtract(x, m, out=o)
     np.exp(o, out=o)
-    np.sum(o, axis=1, keepdims=True, out=s)
-    small = _SMALL_SUM[o.dtype]
-    if not np.isfinite(hi) or not s.min() >= small:
-        # Rows far below the block maximum (or with inf/NaN): shift each by its own max.
-        bad = np.flatnonzero(~(s[:, 0] >= small)) if np.isfinite(hi) else np.arange(len(x))
-        xr = x[bad]
-        e = np.exp(xr - np.max(xr, axis=1, keepdims=True))
-        o[bad] = e
-        s[bad] = np.sum(e, axis=1, keepdims=True)
+    s = np.sum(o, axis=1, keepdims=True)
     np.reciprocal(s, out=s)
     np.multiply(o, s, out=o)
 
 
 def _long_row(x, o, chunk):
-    """Softmax of one row longer than a block: chunks of ``chunk`` entries stay in cache."""
-    hi = np.max(x)
-    if not np.isfinite(hi):
-        e = np.exp(x - np.max(x))
-        o[...] = e / np.sum(e)
-        return
-    total = 0.0
+    """Softmax of one row longer than a block: chunks of ``chunk`` entries stay in cache.
+
+    One pass for the row's maximum, one for the exponentials and their sum (a
+    non-finite maximum makes the row NaN, as in :func:`softmaxbook.softmax`),
+    one to scale.
+    """
+    m = np.max(x)
+    total = 0.0 if o.dtype.itemsize <= 8 else o.dtype.type(0)
     for start in range(0, len(x), chunk):
         oc = o[start:start + chunk]
-        np.subtract(x[start:start + chunk], hi, out=oc)
+        np.subtract(x[start:start + chunk], m, out=oc)
         np.exp(oc, out=oc)
-        total += float(np.sum(oc))
-    np.multiply(o, o.dtype.type(1.0 / total), out=o)
+        total += np.sum(oc, dtype=np.float64 if o.dtype.itemsize <= 8 else o.dtype)
+    np.multiply(o, o.dtype.type(1) / o.dtype.type(total), out=o)
+
+
+def _fast_kernel(work, chunk):
+    def kernel(x, o):
+        if x.dtype != work:           # float16 input: work (and return) in float32
+            x = x.astype(work)
+        if x.shape[1] > chunk:
+            for xr, orow in zip(x, o):
+                _long_row(xr, orow, chunk)
+        else:
+            _fast_rows(x, o)
+    return kernel
 
 
 def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
     """Softmax computed for speed, block by block, optionally into ``out``.
 
-    For C-contiguous input along the last axis the rows are processed in
-    blocks of about ``block_bytes`` that stay in the cache, so the input is read
-    from memory once and the result written once: the memory traffic of a copy.
-    Within a block every row is shifted by the block's maximum (one scalar
-    subtraction instead of a per-row reduction and broadcast); rows whose sum
-    of exponentials then comes out below ``exp(-60)`` (float32) or
-    ``exp(-600)`` (float64), or that hold inf or NaN, are redone with their own
-    maximum. Then the row sums and a multiplication by their reciprocals.
-    Rows longer than a block are done in chunks: one pass for the maximum, one
-    for the exponentials and their sum, one to scale.
+    The rows (the slices along ``axis``) are processed in blocks of about
+    ``block_bytes`` that stay in the cache, so the input is read from memory
+    once and the result written once: the memory traffic of a copy. Within a
+    block, each row is shifted by its own maximum, exponentiated, summed, and
+    multiplied by the reciprocal of its sum (one division per row instead of
+    one per entry). Rows longer than a block are done in chunks: one pass for
+    the maximum, one for the exponentials and their sum, one to scale.
 
     Parameters
     ----------
     z : array_like of real numbers
-        Logits. float32 and float64 keep their dtype; float16, integers and
-        booleans are computed in (and returned as) float32 / float64.
+        Logits. float32, float64 and longdouble keep their dtype; float16 is
+        computed in (and returned as) float32; integers and booleans as
+        float64. Any layout (strided, transposed, non-native byte order).
     axis : int, optional
         The axis to normalise along (default: the last).
     out : numpy.ndarray, optional
-        A C-contiguous array of the result's shape and dtype to write into;
+        A writeable array of the result's shape and dtype to write into;
         it may be ``z`` itself (in place). Reusing one avoids the cost of
-        allocating, and first touching, a new output array.
+        allocating, and first touching, a new output array. An ``out`` that
+        overlaps ``z`` in any other way (a shifted or reversed view) is
+        allowed: ``z`` is then copied first.
     block_bytes : int, optional
         Target size of a block of rows.
 
@@ -110,15 +136,24 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
         As for :func:`softmaxbook.softmax`; ``TypeError`` also for an ``out``
         that is not an array.
     ValueError
-        For an ``out`` of the wrong shape or dtype, or not C-contiguous.
+        For an ``out`` of the wrong shape or dtype, or read-only; for a
+        ``block_bytes`` that is not a positive integer.
 
     Notes
     -----
-    Accuracy is that of the textbook shifted formula: the relative error of an
-    entry grows like ``|z_i - shift| * eps`` (about 30 eps for an entry 60 below
-    the shift in float32; ``softmaxbook.softmax`` stays within 0.5 eps).
-    Use it where speed matters more than the last digits. Non-finite values
-    follow the same rules as :func:`softmaxbook.softmax`.
+    Accuracy is that of the textbook shifted formula ``exp(z - max) / sum``
+    in the result's dtype, plus one rounding for the reciprocal: the relative
+    error of an entry grows like ``|z_i - max_i| * eps`` (about 30 eps for an
+    entry 60 below its row's maximum in float32), where
+    :func:`softmaxbook.softmax` stays within 0.5 eps. Use it where speed
+    matters more than the last digits. Non-finite values follow the same
+    rules as :func:`softmaxbook.softmax`, row by row. The input is never
+    modified (unless ``out`` is the input).
+
+    *Changed in 0.4.0*: rows used to be shifted by their block's maximum and
+    recomputed when that lost their entries, which let a NaN or a large
+    logit in one row change the rows next to it; and non-contiguous input
+    could be overwritten. Each row now has its own shift.
 
     Examples
     --------
@@ -129,41 +164,29 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
     >>> r = fast_softmax(z, out=out)
     >>> r is out and np.allclose(out, softmax(z), rtol=1e-5)
     True
+    >>> fast_softmax([[0.0, 0.0], [-599.0, -749.0]])[1, 1]   # rows never share a shift
+    np.float64(7.175095973164411e-66)
     """
-    a = as_real_array(z)
+    a, orig_dtype = real_array_and_dtype(z)
     if a.ndim == 0:
         raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
     axis = check_axis(axis, a.ndim)
-    dtype = np.dtype(np.float32) if a.dtype == np.float16 else a.dtype
-    if dtype not in _SMALL_SUM:
-        dtype = np.dtype(np.float64)
+    if isinstance(block_bytes, bool) or not isinstance(block_bytes, (int, np.integer)) \
+            or block_bytes < 1:
+        raise ValueError(f"block_bytes must be a positive integer, got {block_bytes!r}")
+    dtype = _result_dtype(orig_dtype)
+    work = dtype.newbyteorder("=")
     if out is not None:
         _check_out(out, a.shape, dtype)
+        if np.may_share_memory(a, out) and not _same_memory(a, out):
+            a = a.copy()              # partial overlap: read from a private copy
     if a.shape[axis] == 0:
         return out if out is not None else np.empty(a.shape, dtype)
+    chunk = max(1, block_bytes // work.itemsize)
     with np.errstate(**_QUIET):
-        if axis != a.ndim - 1 or not a.flags.c_contiguous or a.dtype != dtype:
-            # Work on a contiguous copy with the axis last (slower, same result).
-            x = np.ascontiguousarray(np.moveaxis(a, axis, -1), dtype=dtype)
-            res = fast_softmax(x, axis=-1, out=x, block_bytes=block_bytes)
-            res = np.moveaxis(res, -1, axis)
-            if out is None:
-                return np.ascontiguousarray(res)
-            out[...] = res
-            return out
-        if out is None:
-            out = np.empty(a.shape, dtype)
-        K = a.shape[-1]
-        x2, o2 = a.reshape(-1, K), out.reshape(-1, K)
-        if K * dtype.itemsize > block_bytes:
-            for xr, orow in zip(x2, o2):
-                _long_row(xr, orow, max(1, block_bytes // dtype.itemsize))
-            return out
-        rows = _rows_per_block(K, dtype.itemsize, block_bytes)
-        s = np.empty((min(rows, len(x2)), 1), dtype)
-        for start in range(0, len(x2), rows):
-            _row_block(x2[start:start + rows], o2[start:start + rows], s[:len(x2[start:start + rows])])
-        return out
+        res = map_rows(a, axis, _fast_kernel(work, chunk), work, out=out,
+                       itemsize=work.itemsize, block_bytes=block_bytes)
+    return res if out is not None else res.astype(dtype, copy=False)
 
 
 def _normalizer_of(x, axis):
@@ -188,7 +211,8 @@ def merge_normalizers(m1, d1, m2, d2):
     Parameters
     ----------
     m1, d1, m2, d2 : array_like
-        Maxima and sums of the two parts (broadcastable).
+        Maxima and sums of the two parts (broadcastable). Computed in float64,
+        or in longdouble if any of them is longdouble.
 
     Returns
     -------
@@ -204,7 +228,14 @@ def merge_normalizers(m1, d1, m2, d2):
     >>> merge_normalizers(-np.inf, 0.0, 2.0, 3.0)
     (array(2.), array(3.))
     """
-    m1, d1, m2, d2 = (np.asarray(v, dtype=np.float64) for v in (m1, d1, m2, d2))
+    vals = [as_real_array(v, name=n) for v, n in zip((m1, d1, m2, d2), ("m1", "d1", "m2", "d2"))]
+    w = np.result_type(np.float64, *vals)     # float64, or longdouble if given
+    m1, d1, m2, d2 = (v.astype(w, copy=False) for v in vals)
+    try:
+        np.broadcast_shapes(m1.shape, d1.shape, m2.shape, d2.shape)
+    except ValueError:
+        raise ValueError("m1, d1, m2 and d2 must broadcast to one shape, got shapes "
+                         f"{m1.shape}, {d1.shape}, {m2.shape}, {d2.shape}") from None
     with np.errstate(invalid="ignore"):
         m = np.maximum(m1, m2)
         # exp(m_i - m), with the convention exp(-inf - (-inf)) = 1 for empty parts
@@ -253,16 +284,33 @@ def online_normalizer(z, axis=-1, block=1024):
     if a.ndim == 0:
         raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
     axis = check_axis(axis, a.ndim)
+    _check_block(block)
+    x = np.moveaxis(a, axis, -1)
+    with np.errstate(**_QUIET):
+        m, d = _online_rows(x, block, _work_dtype(a.dtype))
+    return np.moveaxis(m, -1, axis), np.moveaxis(d, -1, axis)
+
+
+def _check_block(block):
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive integer, got {block!r}")
-    x = np.moveaxis(a, axis, -1).astype(np.float64 if a.dtype != np.longdouble else a.dtype)
-    m = np.full(x.shape[:-1] + (1,), -np.inf)
+
+
+def _work_dtype(dtype):
+    return np.dtype(np.longdouble if dtype == np.longdouble else np.float64)
+
+
+def _online_rows(x, block, work):
+    """``(m, d)`` of ``x`` along its last axis, blocks of ``block`` columns at a time.
+
+    Only one block of columns is converted to ``work`` at a time.
+    """
+    m = np.full(x.shape[:-1] + (1,), -np.inf, dtype=work)
     d = np.zeros_like(m)
-    with np.errstate(**_QUIET):
-        for start in range(0, x.shape[-1], block):
-            mb, db = _normalizer_of(x[..., start:start + block], -1)
-            m, d = merge_normalizers(m, d, mb, db)
-    return np.moveaxis(m, -1, axis), np.moveaxis(d, -1, axis)
+    for start in range(0, x.shape[-1], block):
+        mb, db = _normalizer_of(x[..., start:start + block].astype(work), -1)
+        m, d = merge_normalizers(m, d, mb, db)
+    return m, d
 
 
 def online_softmax(z, axis=-1, block=1024):
@@ -271,7 +319,8 @@ def online_softmax(z, axis=-1, block=1024):
     Parameters
     ----------
     z : array_like of real numbers
-        Logits; float16/32/64 keep their dtype (work is in float64).
+        Logits; float16/32/64 and longdouble keep their dtype (work is in
+        float64, or longdouble for longdouble input).
     axis : int, optional
         The axis to normalise along.
     block : int, optional
@@ -290,7 +339,10 @@ def online_softmax(z, axis=-1, block=1024):
     Notes
     -----
     Equal to the two-pass shifted formula to within a few eps: rescaling the
-    running sum by ``exp(m_old - m_new)`` adds one rounding per block.
+    running sum by ``exp(m_old - m_new)`` adds one rounding per block. Rows
+    are processed in blocks that stay in the cache, each row on its own; a row
+    with a NaN, a ``+inf`` or only ``-inf`` is all NaN, as in
+    :func:`softmaxbook.softmax`.
 
     Examples
     --------
@@ -300,12 +352,21 @@ def online_softmax(z, axis=-1, block=1024):
     >>> bool(np.allclose(online_softmax(z, block=7), softmax(z), rtol=1e-13))
     True
     """
-    a = as_real_array(z)
-    m, d = online_normalizer(a, axis=axis, block=block)
+    a, dtype = real_array_and_dtype(z)
+    if a.ndim == 0:
+        raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
+    axis = check_axis(axis, a.ndim)
+    _check_block(block)
+    work = _work_dtype(a.dtype)
+    if a.shape[axis] == 0:
+        return np.empty(a.shape, dtype=dtype)
+
+    def kernel(x, o):
+        m, d = _online_rows(x, block, work)
+        # a NaN, +inf or all -inf row has a non-finite maximum: NaN, as in softmax
+        shift = np.where(np.isfinite(m), m, np.nan)
+        o[...] = np.exp(x.astype(work) - shift) / d
+
     with np.errstate(**_QUIET):
-        safe = np.where(np.isfinite(m), m, np.where(np.isnan(m), np.nan, 0.0))
-        out = np.exp(a.astype(np.float64 if a.dtype != np.longdouble else a.dtype) - safe) / d
-        # +inf logits: NaN, as in softmax
-        out = np.where(np.isposinf(m), np.nan, out)
-    dtype = a.dtype if a.dtype.kind == "f" else np.float64
-    return out.astype(dtype, copy=False)
+        res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * work.itemsize)
+    return res.astype(dtype, copy=False)
