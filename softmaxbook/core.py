@@ -87,24 +87,28 @@ def _exp_parts(a, axis, temperature=1.0):
     ``x / T`` would carry a rounding error of size ``|x / T| * eps`` into the
     exponent (hundreds of eps for logits of size 1e5).
     """
+    m = np.max(a, axis=axis, keepdims=True)     # exact in the input's dtype
+    d, err, e = _shifted_exp(a, m, temperature)
+    return d, err, e, m.astype(working_dtype(a.dtype))
+
+
+def _shifted_exp(a, m, temperature=1.0):
+    """``(d, err, e)`` of :func:`_exp_parts` for a given shift ``m`` (``a``'s dtype)."""
     w = working_dtype(a.dtype)
-    x = a.astype(w, copy=True)
-    m = np.max(x, axis=axis, keepdims=True)
-    d = x - m
-    del x
+    d = a.astype(w)
+    d -= m.astype(w)
     err = None
     if w == a.dtype == np.float64 and not HAS_EXTENDED:
-        # TwoSum: d + err == x - m exactly (for finite operands).
-        xa = a
-        bb = d - xa
-        err = (xa - (d - bb)) + (-m - bb)
+        # TwoSum: d + err == a - m exactly (for finite operands).
+        bb = d - a
+        err = (a - (d - bb)) + (-m - bb)
         del bb
     if temperature != 1:
         t = w.type(temperature)
         q = d / t
         if err is not None:
             # The division's own rounding error, exactly: d - q*t = r, so
-            # d/t = q + r/t; the rounding error of x - m follows as err/t.
+            # d/t = q + r/t; the rounding error of a - m follows as err/t.
             p, pe = _two_prod(q, t)
             r = (d - p) - pe
             err = (r + err) / t
@@ -114,7 +118,57 @@ def _exp_parts(a, axis, temperature=1.0):
     e = np.exp(d)
     if err is not None:
         e += e * err
-    return d, err, e, m
+    return d, err, e
+
+
+def _long_row(x, kind, temperature=1.0, o=None):
+    """Softmax, log-softmax or LSE (``kind``) of one long row ``x``, chunk by chunk.
+
+    Memory: a chunk of work space, whatever the row's length. Pass 1 finds the
+    maximum (exactly, in ``x``'s dtype); pass 2 sums the shifted exponentials
+    of all entries but one maximal one, chunk by chunk; pass 3 writes the
+    result into ``o`` (the output row), recomputing each chunk's
+    exponentials. Returns ``o``, or for ``"lse"`` a 0-d array in working
+    precision.
+    """
+    w = working_dtype(x.dtype)
+    K = len(x)
+    m = np.max(x)
+    if not np.isfinite(m):
+        # NaN anywhere: NaN. +inf: softmax NaN; log_softmax NaN at the
+        # infinite entries and -inf elsewhere; LSE +inf. All -inf: softmax and
+        # log_softmax NaN (0/0), LSE -inf.
+        if kind == "lse":
+            return np.asarray(m, dtype=w)
+        o[...] = np.nan
+        if np.isposinf(m) and kind == "log_softmax" and not np.isnan(np.sum(x)):
+            o[...] = -np.inf
+            o[np.isposinf(x)] = np.nan
+        return o
+    mm = np.asarray(m)[None]
+    rest = w.type(0)
+    found = False
+    for start in range(0, K, _CHUNK):
+        xc = x[start:start + _CHUNK]
+        _, _, e = _shifted_exp(xc, mm, temperature)
+        if not found and np.max(xc) == m:
+            e[np.argmax(e)] = 0      # one maximal entry: exp(0) = 1 exactly
+            found = True
+        rest += np.sum(e)
+    log_total = np.log1p(rest)
+    if kind == "lse":
+        return np.asarray(w.type(m) + log_total)
+    total = 1 + rest
+    for start in range(0, K, _CHUNK):
+        d, err, e = _shifted_exp(x[start:start + _CHUNK], mm, temperature)
+        oc = o[start:start + _CHUNK]
+        if kind == "softmax":
+            oc[...] = e / total
+        else:
+            if err is not None:
+                d += err
+            oc[...] = d - log_total
+    return o
 
 
 def _log1p_rest(e, x_axis_argmax, axis):
@@ -201,7 +255,7 @@ def softmax(z, axis=-1, temperature=1.0):
     if a.shape[axis] == 0:
         return np.empty(a.shape, dtype=dtype)
     if t == 1 and a.dtype in _BLOCKED_DTYPES:
-        kernel, itemsize = _softmax_kernel_t1(a.dtype), 8
+        kernel, itemsize = _softmax_kernel_t1(a.dtype, a.nbytes), 8
     else:
         kernel, itemsize = _softmax_kernel_general(t), 4 * working_dtype(a.dtype).itemsize
     with np.errstate(**_QUIET):
@@ -219,6 +273,10 @@ _CHUNK = BLOCK_BYTES // 8
 def _softmax_kernel_general(temperature):
     """Row kernel: softmax in the working precision of :func:`_exp_parts`."""
     def kernel(x, o):
+        if x.shape[1] > _CHUNK:
+            for xr, orow in zip(x, o):
+                _long_row(xr, "softmax", temperature, orow)
+            return
         _, err, e, _ = _exp_parts(x, 1, temperature)
         if err is not None:                 # float64 without extended precision
             hi, lo = np.empty_like(e), np.empty_like(e)
@@ -232,13 +290,17 @@ def _softmax_kernel_general(temperature):
     return kernel
 
 
-def _softmax_kernel_t1(dtype):
+def _softmax_kernel_t1(dtype, nbytes):
     """Row kernel for temperature 1 and float16/32/64 input, with its scratch space.
 
     float16 and float32 work in float64 (the difference ``x - m`` of two such
     numbers is exact there, and one rounding at the end gives the result);
     float64 uses the TwoSum correction ``exp(d) * (1 + err)`` for the rounding
     error ``err`` of ``d = x - m``, and long rows are done in chunks.
+    A float16/32 row longer than a block is still done whole (one float64
+    exponential per entry) when its work space is at most an eighth of the
+    input's size ``nbytes``; only a few very long rows take the chunked
+    path, which exponentiates twice to keep the work space small.
     """
     scratch = {}
 
@@ -251,7 +313,10 @@ def _softmax_kernel_t1(dtype):
 
     def kernel(x, o):
         r, K = x.shape
-        if dtype != np.float64:
+        if dtype != np.float64 and K > _CHUNK and 8 * K > nbytes // 8:
+            for xr, orow in zip(x, o):
+                _long_row(xr, "softmax", o=orow)
+        elif dtype != np.float64:
             (d,), m, s = buffers((r, K), 1)
             _block_narrow(x, o, d, m, s)
         elif K > _CHUNK:
@@ -407,7 +472,11 @@ def log_softmax(z, axis=-1):
         return np.empty(a.shape, dtype=dtype)
 
     def kernel(x, o):
-        o[...] = _log_softmax_work(x, 1)
+        if x.shape[1] > _CHUNK:
+            for xr, orow in zip(x, o):
+                _long_row(xr, "log_softmax", o=orow)
+        else:
+            o[...] = _log_softmax_work(x, 1)
 
     with np.errstate(**_QUIET):
         res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * working_dtype(a.dtype).itemsize)
@@ -478,6 +547,10 @@ def logsumexp(z, axis=-1):
         return np.full(np.delete(a.shape, axis), -np.inf, dtype=dtype)[()]
 
     def kernel(x, o):
+        if x.shape[1] > _CHUNK:
+            for i, xr in enumerate(x):
+                o[i] = _long_row(xr, "lse")
+            return
         d, err, e, m = _exp_parts(x, 1)
         del err
         idx = np.argmax(d, axis=1, keepdims=True)

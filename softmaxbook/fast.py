@@ -49,14 +49,20 @@ def _same_memory(a, b):
             and a.strides == b.strides and a.dtype == b.dtype)
 
 
-def _fast_rows(x, o):
-    """Softmax of the rows of the block ``x`` into ``o`` (which may be ``x``'s memory).
+#: A row whose sum of *unshifted* exponentials lies in ``[1, _DIRECT_MAX]`` needs
+#: no shift (see :func:`_fast_rows`); the bound keeps ``1 / sum`` a normal number.
+_DIRECT_MAX = {4: 2.0 ** 100, 8: 2.0 ** 1000}
 
-    Each row is shifted by its own maximum, so no row can influence another;
-    then one exponential pass, the row sums, and a multiplication by their
-    reciprocals. ``x`` is read completely (for the maxima, then element by
-    element) before the same position of ``o`` is written.
-    """
+
+def _direct_ok(s, itemsize):
+    """Rows whose unshifted sum ``s`` proves that no shift was needed."""
+    if itemsize not in _DIRECT_MAX:          # longdouble: always shift
+        return np.zeros(s.shape, dtype=bool)
+    return (s >= 1) & (s <= _DIRECT_MAX[itemsize])
+
+
+def _shifted_rows(x, o):
+    """The textbook shifted formula, row by row: ``exp(x - max) * (1 / sum)``."""
     r, K = x.shape
     # The row maxima: maximum.reduceat over the flat block has less per-row
     # overhead than max(axis=1) (short rows: half the time); both are exact.
@@ -68,32 +74,97 @@ def _fast_rows(x, o):
     np.multiply(o, s, out=o)
 
 
-def _long_row(x, o, chunk):
+def _fast_rows(x, o):
+    """Softmax of the rows of the block ``x`` into ``o`` (``o`` must not overlap ``x``).
+
+    The shift by the maximum exists only to keep ``exp`` in range, so each row
+    first tries without it: ``o = exp(x)`` and its sum ``s``. If ``1 <= s <=
+    2**100`` (float32; ``2**1000`` for float64), nothing overflowed (every term
+    is at most ``s``), and nothing that matters underflowed (``s >= 1`` means
+    ``log s >= 0``, so every exact result ``exp(x_j - log s) <= exp(x_j)`` is at
+    most the term that was computed). Such a row is ``o * (1 / s)``, and more
+    accurate than the shifted formula, whose exponent carries the rounding error
+    of ``x - max``. Every other row (large or very negative logits, inf, NaN) is
+    redone with its own maximum as the shift. Either way a row's result depends
+    on that row alone.
+    """
+    np.exp(x, out=o)
+    s = np.sum(o, axis=1, keepdims=True)
+    ok = _direct_ok(s, o.dtype.itemsize)
+    if not ok.all():
+        redo = np.flatnonzero(~ok[:, 0])
+        xr = x[redo]
+        orow = np.empty_like(xr, dtype=o.dtype)
+        _shifted_rows(xr, orow)
+        o[redo] = orow
+        s[redo] = 1
+    np.reciprocal(s, out=s)
+    np.multiply(o, s, out=o)
+
+
+def _long_row(x, o, chunk, in_place):
     """Softmax of one row longer than a block: chunks of ``chunk`` entries stay in cache.
 
-    One pass for the row's maximum, one for the exponentials and their sum (a
-    non-finite maximum makes the row NaN, as in :func:`softmaxbook.softmax`),
-    one to scale.
+    Two passes over memory. As in :func:`_fast_rows`, the row is first tried
+    without a shift: pass 1 writes ``exp(x)`` chunk by chunk and sums it, and if
+    the sum proves no shift was needed, pass 2 scales by its reciprocal.
+    Otherwise (and always in place) pass 1 writes, chunk by chunk, ``exp(x - m_c)``
+    shifted by the chunk's own maximum ``m_c`` and sums it; pass 2 scales each
+    chunk by ``exp(m_c - m) / total``, with ``m`` the row's maximum and
+    ``total`` the merged sum (the online normalizer of chapter 10, applied to
+    chunks). A row whose maximum is NaN or infinite, or that is all ``-inf``,
+    is all NaN, as in :func:`softmaxbook.softmax`.
     """
-    m = np.max(x)
-    total = 0.0 if o.dtype.itemsize <= 8 else o.dtype.type(0)
-    for start in range(0, len(x), chunk):
-        oc = o[start:start + chunk]
-        np.subtract(x[start:start + chunk], m, out=oc)
+    starts = range(0, len(x), chunk)
+    wide = np.longdouble if o.dtype == np.longdouble else np.float64
+    if not in_place and o.dtype.itemsize in _DIRECT_MAX:
+        total = 0.0
+        for start in starts:
+            oc = o[start:start + chunk]
+            np.exp(x[start:start + chunk], out=oc)
+            total += float(np.sum(oc, dtype=np.float64))
+        if _direct_ok(np.array(total), o.dtype.itemsize):
+            np.multiply(o, o.dtype.type(1.0 / total), out=o)
+            return
+    maxima, sums = [], []
+    for start in starts:
+        xc, oc = x[start:start + chunk], o[start:start + chunk]
+        mc = np.max(xc)
+        maxima.append(mc)
+        if mc == -np.inf:          # an all -inf chunk contributes nothing
+            sums.append(0.0)
+            continue
+        np.subtract(xc, mc, out=oc)
         np.exp(oc, out=oc)
-        total += np.sum(oc, dtype=np.float64 if o.dtype.itemsize <= 8 else o.dtype)
-    np.multiply(o, o.dtype.type(1) / o.dtype.type(total), out=o)
+        sums.append(np.sum(oc, dtype=wide))
+    maxima = np.array(maxima, dtype=wide)
+    m = np.max(maxima)
+    if not np.isfinite(m):
+        o[...] = np.nan
+        return
+    factors = np.exp(maxima - m)                      # 0 for all -inf chunks
+    total = np.sum(np.array(sums, dtype=wide) * factors)
+    for start, f in zip(starts, factors / total):
+        oc = o[start:start + chunk]
+        if f == 0:
+            oc[...] = 0
+        else:
+            np.multiply(oc, o.dtype.type(f), out=oc)
 
 
-def _fast_kernel(work, chunk):
+def _fast_kernel(work, chunk, in_place):
+    # In place, x is overwritten by exp(x) before a row could be redone, so
+    # every row takes the shifted formula (its maximum is read first).
+    rows = _shifted_rows if in_place or work.itemsize not in _DIRECT_MAX else _fast_rows
+
     def kernel(x, o):
         if x.dtype != work:           # float16 input: work (and return) in float32
             x = x.astype(work)
         if x.shape[1] > chunk:
             for xr, orow in zip(x, o):
-                _long_row(xr, orow, chunk)
+                _long_row(xr, orow, chunk, in_place)
         else:
-            _fast_rows(x, o)
+            rows(x, o)
     return kernel
 
 
@@ -102,11 +173,20 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
 
     The rows (the slices along ``axis``) are processed in blocks of about
     ``block_bytes`` that stay in the cache, so the input is read from memory
-    once and the result written once: the memory traffic of a copy. Within a
-    block, each row is shifted by its own maximum, exponentiated, summed, and
-    multiplied by the reciprocal of its sum (one division per row instead of
-    one per entry). Rows longer than a block are done in chunks: one pass for
-    the maximum, one for the exponentials and their sum, one to scale.
+    once and the result written once: the memory traffic of a copy. Every row
+    is computed from its own values only:
+
+    * a row is first exponentiated *without* a shift and summed; if the sum
+      ``s`` lies in ``[1, 2**100]`` (float32; ``2**1000`` for float64), no
+      term overflowed and none that matters underflowed, so the row is
+      ``exp(z) * (1 / s)``: three passes in cache instead of five;
+    * any other row (logits above about 60 or all negative, inf, NaN) is
+      redone with the textbook shift by its own maximum,
+      ``exp(z - max) * (1 / sum)``; in place (``out`` is ``z``) every row is.
+
+    Rows longer than a block are done in chunks, each shifted by its own
+    maximum, and the chunks merged as the online normalizer of chapter 10
+    does: two passes over memory.
 
     Parameters
     ----------
@@ -141,19 +221,21 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
 
     Notes
     -----
-    Accuracy is that of the textbook shifted formula ``exp(z - max) / sum``
-    in the result's dtype, plus one rounding for the reciprocal: the relative
-    error of an entry grows like ``|z_i - max_i| * eps`` (about 30 eps for an
-    entry 60 below its row's maximum in float32), where
-    :func:`softmaxbook.softmax` stays within 0.5 eps. Use it where speed
-    matters more than the last digits. Non-finite values follow the same
+    Accuracy is at least that of the textbook shifted formula
+    ``exp(z - max) / sum`` in the result's dtype, plus one rounding for the
+    reciprocal: on shifted rows the relative error of an entry grows like
+    ``|z_i - max_i| * eps`` (about 30 eps for an entry 60 below its row's
+    maximum in float32), the rounding error of the exponent; unshifted rows
+    have an exact exponent and stay within a few eps. :func:`softmaxbook.softmax`
+    stays within 0.5 eps (float32) or 2 eps (float64). Use this one where
+    speed matters more than the last digits. Non-finite values follow the same
     rules as :func:`softmaxbook.softmax`, row by row. The input is never
     modified (unless ``out`` is the input).
 
     *Changed in 0.4.0*: rows used to be shifted by their block's maximum and
     recomputed when that lost their entries, which let a NaN or a large
     logit in one row change the rows next to it; and non-contiguous input
-    could be overwritten. Each row now has its own shift.
+    could be overwritten. Each row is now computed on its own.
 
     Examples
     --------
@@ -176,15 +258,19 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
         raise ValueError(f"block_bytes must be a positive integer, got {block_bytes!r}")
     dtype = _result_dtype(orig_dtype)
     work = dtype.newbyteorder("=")
+    in_place = False
     if out is not None:
         _check_out(out, a.shape, dtype)
-        if np.may_share_memory(a, out) and not _same_memory(a, out):
-            a = a.copy()              # partial overlap: read from a private copy
+        if np.may_share_memory(a, out):
+            if _same_memory(a, out):
+                in_place = True
+            else:
+                a = a.copy()          # partial overlap: read from a private copy
     if a.shape[axis] == 0:
         return out if out is not None else np.empty(a.shape, dtype)
     chunk = max(1, block_bytes // work.itemsize)
     with np.errstate(**_QUIET):
-        res = map_rows(a, axis, _fast_kernel(work, chunk), work, out=out,
+        res = map_rows(a, axis, _fast_kernel(work, chunk, in_place), work, out=out,
                        itemsize=work.itemsize, block_bytes=block_bytes)
     return res if out is not None else res.astype(dtype, copy=False)
 
@@ -291,6 +377,10 @@ def online_normalizer(z, axis=-1, block=1024):
     return np.moveaxis(m, -1, axis), np.moveaxis(d, -1, axis)
 
 
+#: Columns written per step by the second pass of :func:`online_softmax`.
+_PASS2_COLUMNS = 32 * 1024
+
+
 def _check_block(block):
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive integer, got {block!r}")
@@ -365,7 +455,9 @@ def online_softmax(z, axis=-1, block=1024):
         m, d = _online_rows(x, block, work)
         # a NaN, +inf or all -inf row has a non-finite maximum: NaN, as in softmax
         shift = np.where(np.isfinite(m), m, np.nan)
-        o[...] = np.exp(x.astype(work) - shift) / d
+        for start in range(0, x.shape[1], _PASS2_COLUMNS):
+            cols = slice(start, start + _PASS2_COLUMNS)
+            o[:, cols] = np.exp(x[:, cols].astype(work) - shift) / d
 
     with np.errstate(**_QUIET):
         res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * work.itemsize)
