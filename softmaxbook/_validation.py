@@ -128,7 +128,11 @@ def check_labels(labels, logits_shape):
         raise TypeError(f"labels must be a rectangular array of integers ({exc})") from None
     if y.dtype.kind not in "iu":
         what = "boolean" if y.dtype.kind == "b" else str(y.dtype)
-        hint = " (convert with labels.astype(int) if they are whole numbers)" if y.dtype.kind == "f" else ""
+        hint = ""
+        if y.dtype.kind == "f":
+            hint = (" (convert with labels.astype(int) if they are whole numbers; "
+                    "probability targets need the logits' shape "
+                    f"{tuple(logits_shape)} and are accepted by the loss functions)")
         raise TypeError(f"labels must be integer class indices, got {what} labels{hint}")
     expected = tuple(logits_shape[:-1])
     if y.shape != expected:
@@ -147,3 +151,43 @@ def check_labels(labels, logits_shape):
             f"for K = {K} classes (labels must be in 0..{K - 1}; negative labels are not allowed)"
         )
     return y.astype(np.intp, copy=False)
+
+
+def check_number(value, name, *, low=None, strict=False, integer=False):
+    """Validate a scalar setting; return it as a Python ``float`` (``int`` if ``integer``).
+
+    Raises :class:`TypeError` naming ``name`` for anything that is not a real
+    number (booleans, strings, ``None``, arrays; non-integers if ``integer``),
+    and :class:`ValueError` for NaN, infinity, or a value below ``low`` (or
+    equal to it if ``strict``).
+    """
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+        what = "an integer" if integer else "a real number"
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    if integer:
+        v = int(value)
+    else:
+        try:
+            v = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value!r}") from None
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (v < low or (strict and v == low)):
+        if integer and low == 1:
+            bound = "a positive integer"
+        elif low == 0:
+            bound = "a positive number" if strict else "a non-negative number"
+        else:
+            bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return v
+
+
+def check_finite(a, name):
+    """Raise :class:`ValueError` naming ``name`` if the array ``a`` holds NaN or infinity."""
+    if a.size and not np.all(np.isfinite(a)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise ValueError(f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] is "
+                         f"{a[bad]!r}")

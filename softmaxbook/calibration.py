@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, check_labels
+from ._validation import as_real_array, check_finite, check_labels, check_number
 from .losses import cross_entropy
 
 __all__ = ["reliability_bins", "expected_calibration_error", "fit_temperature"]
@@ -19,7 +19,9 @@ def _probs_and_labels(probs, labels):
         raise ValueError(f"probs must have shape (n, K), got {p.shape}")
     if p.size and (np.any(~np.isfinite(p)) or p.min() < 0 or p.max() > 1):
         raise ValueError("probs must be finite probabilities in [0, 1]")
-    if p.size and not np.allclose(p.sum(axis=1), 1, atol=1e-6):
+    # Rows of a float16 or float32 softmax sum to 1 only to within their rounding.
+    tol = 1e-6 + 4 * p.shape[1] * float(np.finfo(p.dtype).eps)
+    if p.size and not np.all(np.abs(p.sum(axis=1, dtype=np.float64) - 1) <= tol):
         raise ValueError("each row of probs must sum to 1 (pass softmax outputs, not logits)")
     y = check_labels(labels, p.shape)
     if len(y) == 0:
@@ -71,7 +73,7 @@ def reliability_bins(probs, labels, n_bins=15, strategy="uniform"):
     p, y = _probs_and_labels(probs, labels)
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    confidence = p.max(axis=1)
+    confidence = p.max(axis=1).astype(np.float64)
     correct = p.argmax(axis=1) == y
     if strategy == "uniform":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -130,7 +132,9 @@ def fit_temperature(logits, labels, bounds=(1e-2, 1e2)):
     Raises
     ------
     ValueError
-        For bad bounds or logits that are not 2-d.
+        For bad bounds, logits that are not 2-d or not finite, or no examples.
+    TypeError, IndexError
+        For bad labels, as in :func:`softmaxbook.cross_entropy`.
 
     Examples
     --------
@@ -146,9 +150,17 @@ def fit_temperature(logits, labels, bounds=(1e-2, 1e2)):
     z = as_real_array(logits, name="logits")
     if z.ndim != 2:
         raise ValueError(f"logits must have shape (n, K), got {z.shape}")
+    check_finite(z, "logits")
     y = check_labels(labels, z.shape)
-    lo, hi = bounds
-    if not (0 < lo < hi < np.inf):
+    if len(y) == 0:
+        raise ValueError("there are no examples to fit a temperature to")
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be a pair (low, high), got {bounds!r}") from None
+    lo = check_number(lo, "bounds[0]", low=0, strict=True)
+    hi = check_number(hi, "bounds[1]", low=0, strict=True)
+    if not lo < hi:
         raise ValueError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}")
     res = minimize_scalar(lambda log_t: float(cross_entropy(z / np.exp(log_t), y)),
                           bounds=(np.log(lo), np.log(hi)), method="bounded",

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_number
+
 __all__ = ["DigitsSplit", "digits_split"]
 
 
@@ -44,7 +46,10 @@ def digits_split(seed=0, val_fraction=0.2, test_fraction=0.2):
     Raises
     ------
     ValueError
-        If the fractions are not positive or leave no training data.
+        If the fractions are not positive or leave no training data, or the
+        seed is negative.
+    TypeError
+        If the seed is not an integer or a fraction not a number.
 
     Examples
     --------
@@ -57,6 +62,9 @@ def digits_split(seed=0, val_fraction=0.2, test_fraction=0.2):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    seed = check_number(seed, "seed", low=0, integer=True)
+    val_fraction = check_number(val_fraction, "val_fraction")
+    test_fraction = check_number(test_fraction, "test_fraction")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(
             f"val_fraction and test_fraction must be in (0, 1) with a sum below 1, "

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array
+from ._validation import as_real_array, real_array_and_dtype
 from .core import _QUIET, _exp_parts
 
 __all__ = ["softmax_jacobian", "softmax_jvp"]
 
 
 def _logits(z):
-    a = as_real_array(z)
+    a, dtype = real_array_and_dtype(z)
     if a.ndim == 0:
         raise np.exceptions.AxisError(
             f"the classes are on the last axis, but z is 0-d ({a!r}); pass at least one logit"
         )
-    return a
+    return a, dtype
 
 
 def _probs_and_complements(a):
@@ -89,15 +89,15 @@ def softmax_jacobian(z):
     >>> print(softmax_jacobian([40.0, 0.0])[0, 0])   # s(1 - s) with s = 1 - 4.2e-18
     4.248354255291589e-18
     """
-    a = _logits(z)
+    a, dtype = _logits(z)
     if a.shape[-1] == 0:
-        return np.empty(a.shape + (0,), dtype=a.dtype)
+        return np.empty(a.shape + (0,), dtype=dtype)
     with np.errstate(**_QUIET):
         s, comp = _probs_and_complements(a)
         J = -s[..., :, None] * s[..., None, :]
         idx = np.arange(a.shape[-1])
         J[..., idx, idx] = s * comp
-        return J.astype(a.dtype, copy=False)
+        return J.astype(dtype, copy=False)
 
 
 def softmax_jvp(z, v):
@@ -139,7 +139,7 @@ def softmax_jvp(z, v):
     >>> print(softmax_jvp(z, np.ones(3)))   # J 1 = 0: shifting every logit changes nothing
     [0. 0. 0.]
     """
-    a = _logits(z)
+    a, _ = _logits(z)
     b = as_real_array(v, name="v")
     if b.ndim == 0 or b.shape[-1] != a.shape[-1]:
         raise ValueError(

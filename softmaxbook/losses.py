@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, check_labels
+from ._validation import as_real_array, check_labels, real_array_and_dtype
 from .core import _QUIET, _exp_parts, _log_softmax_work
 
 __all__ = ["cross_entropy", "cross_entropy_grad"]
@@ -22,17 +22,47 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _prepare(logits, labels, reduction, allowed=_REDUCTIONS):
-    a = as_real_array(logits, name="logits")
+    """``(a, y, soft, dtype)``: logits, labels (``(..., 1)`` indices, or targets), result dtype."""
+    a, dtype = real_array_and_dtype(logits, name="logits")
     if a.ndim == 0:
         raise ValueError("logits must have at least one axis (the classes, last); got a 0-d array")
-    if reduction not in allowed:
+    if not isinstance(reduction, str) or reduction not in allowed:
         raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+    t = _soft_targets(labels, a.shape)
+    if t is not None:
+        return a, t, True, dtype
     y = check_labels(labels, a.shape)
-    return a, y[..., None]
+    return a, y[..., None], False, dtype
+
+
+def _soft_targets(labels, shape):
+    """Probability targets (floating, the logits' shape), validated; else ``None``."""
+    if isinstance(labels, (str, bytes)):
+        return None
+    try:
+        t = np.asarray(labels)
+    except ValueError:
+        return None
+    if t.dtype.kind != "f" or t.shape != tuple(shape):
+        return None
+    t = as_real_array(t, name="labels")
+    if t.size == 0:
+        return t
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("probability targets (floating labels of the logits' shape) must be "
+                         "finite and non-negative")
+    K = shape[-1]
+    tol = 1e-6 + 4 * K * float(np.finfo(t.dtype).eps)
+    sums = np.sum(t, axis=-1, dtype=np.float64)
+    if np.any(np.abs(sums - 1) > tol):
+        pos = tuple(int(i) for i in np.argwhere(np.abs(sums - 1) > tol)[0])
+        raise ValueError(f"probability targets must sum to 1 over the classes; the row at "
+                         f"position {pos} sums to {float(sums[pos])!r}")
+    return t
 
 
 def cross_entropy(logits, labels, reduction="mean"):
-    r"""Softmax cross-entropy (negative log-likelihood) of integer labels.
+    r"""Softmax cross-entropy (negative log-likelihood) of integer labels or probability targets.
 
     .. math:: C = \frac1N \sum_{n=1}^N \Bigl(-\log \operatorname{softmax}(\mathbf z_n)_{c_n}\Bigr)
               = \frac1N \sum_{n=1}^N \bigl(\operatorname{LSE}(\mathbf z_n) - z_{n c_n}\bigr)
@@ -42,8 +72,11 @@ def cross_entropy(logits, labels, reduction="mean"):
     logits : array_like of real numbers, shape (..., K)
         Unnormalised scores, classes on the last axis (dtype rules as in
         :func:`softmaxbook.softmax`).
-    labels : array_like of int, shape (...)
-        The class index ``c_n`` in ``0 .. K-1`` of every row of ``logits``.
+    labels : array_like of int, shape (...), or of float, shape (..., K)
+        The class index ``c_n`` in ``0 .. K-1`` of every row of ``logits``;
+        or *probability targets* ``y_n`` (soft labels: floating, the logits'
+        shape, non-negative, each row summing to 1), for which the loss is
+        ``-sum_k y_nk log softmax(z_n)_k`` (with ``0 log 0 = 0``).
     reduction : {"mean", "sum", "none"}, optional
         Average over the rows (default), add them up, or return one loss per row.
 
@@ -55,10 +88,13 @@ def cross_entropy(logits, labels, reduction="mean"):
     Raises
     ------
     TypeError
-        For non-real logits or non-integer labels (floats, booleans, strings).
+        For non-real logits, or labels that are neither integers nor
+        probability targets of the logits' shape (booleans, strings, floats
+        of another shape).
     ValueError
         If the shape of ``labels`` is not ``logits.shape[:-1]``, if ``reduction``
-        is unknown, or if ``"mean"`` is asked of zero rows.
+        is unknown, if ``"mean"`` is asked of zero rows, or if probability
+        targets are negative, not finite, or do not sum to 1.
     IndexError
         For a label outside ``0 .. K-1``, negative labels included; the message
         names the label and its position.
@@ -85,22 +121,31 @@ def cross_entropy(logits, labels, reduction="mean"):
     array([0.417 , 0.1967])
     >>> float(cross_entropy([40.0, 0.0], 0))
     4.248354255291589e-18
+    >>> print(round(float(cross_entropy(z, [[0.9, 0.1, 0.0], [0.0, 1.0, 0.0]])), 6))
+    0.356882
     """
-    a, y = _prepare(logits, labels, reduction)
-    if reduction == "mean" and y.size == 0:
+    a, y, soft, dtype = _prepare(logits, labels, reduction)
+    n = int(np.prod(a.shape[:-1]))
+    if reduction == "mean" and n == 0:
         raise ValueError("the mean cross-entropy of zero examples is undefined; "
                          "use reduction='sum' or 'none'")
-    if y.size == 0:
-        zero = np.zeros(y.shape[:-1], dtype=a.dtype)
-        return zero if reduction == "none" else zero.sum(dtype=a.dtype)
+    if n == 0 or a.shape[-1] == 0:
+        zero = np.zeros(a.shape[:-1], dtype=dtype)
+        return zero if reduction == "none" else zero.sum(dtype=dtype)
     with np.errstate(**_QUIET):
-        losses = -np.take_along_axis(_log_softmax_work(a, -1), y, axis=-1)[..., 0]
+        ls = _log_softmax_work(a, -1)
+        if soft:
+            # -sum_k y_k log s_k, with 0 * log 0 = 0 (a class the target rules out)
+            terms = np.where(y > 0, -y.astype(ls.dtype) * ls, 0)
+            losses = np.sum(terms, axis=-1)
+        else:
+            losses = -np.take_along_axis(ls, y, axis=-1)[..., 0]
         if reduction == "none":
-            return losses.astype(a.dtype, copy=False)
+            return losses.astype(dtype, copy=False)
         total = np.sum(losses)
         if reduction == "mean":
             total = total / losses.size
-        return total.astype(a.dtype)
+        return total.astype(dtype)
 
 
 def cross_entropy_grad(logits, labels, reduction="mean"):
@@ -109,12 +154,16 @@ def cross_entropy_grad(logits, labels, reduction="mean"):
     .. math:: \frac{\partial C}{\partial z_{nj}} = \frac{1}{N}\bigl(\operatorname{softmax}(\mathbf z_n)_j - y_{nj}\bigr),
               \qquad y_{nj} = [j = c_n]
 
+    For probability targets ``y`` the same formula holds (chapter 4: it needs
+    only ``sum_j y_nj = 1``); it is computed as ``softmax(z_n) * sum(y_n) - y_n``,
+    the exact gradient of the loss for the targets as given.
+
     Parameters
     ----------
     logits : array_like of real numbers, shape (..., K)
         As for :func:`cross_entropy`.
-    labels : array_like of int, shape (...)
-        As for :func:`cross_entropy`.
+    labels : array_like of int, shape (...), or of float, shape (..., K)
+        Class indices or probability targets, as for :func:`cross_entropy`.
     reduction : {"mean", "sum"}, optional
         The reduction of the loss being differentiated: ``"mean"`` divides by
         the number of rows ``N``, ``"sum"`` does not.
@@ -150,16 +199,21 @@ def cross_entropy_grad(logits, labels, reduction="mean"):
     >>> print(cross_entropy_grad([40.0, 0.0], 0))
     [-4.24835426e-18  4.24835426e-18]
     """
-    a, y = _prepare(logits, labels, reduction, allowed=("mean", "sum"))
+    a, y, soft, dtype = _prepare(logits, labels, reduction, allowed=("mean", "sum"))
     if a.size == 0:
-        return np.zeros(a.shape, dtype=a.dtype)
+        return np.zeros(a.shape, dtype=dtype)
+    n = int(np.prod(a.shape[:-1]))
     with np.errstate(**_QUIET):
         _, _, e, _ = _exp_parts(a, -1)
         total = np.sum(e, axis=-1, keepdims=True)
         g = e / total
-        rest = e.copy()
-        np.put_along_axis(rest, y, 0, axis=-1)
-        np.put_along_axis(g, y, -np.sum(rest, axis=-1, keepdims=True) / total, axis=-1)
+        if soft:
+            yw = y.astype(g.dtype)
+            g = g * np.sum(yw, axis=-1, keepdims=True) - yw
+        else:
+            rest = e                                   # e is not needed any more
+            np.put_along_axis(rest, y, 0, axis=-1)
+            np.put_along_axis(g, y, -np.sum(rest, axis=-1, keepdims=True) / total, axis=-1)
         if reduction == "mean":
-            g /= y.size
-        return g.astype(a.dtype, copy=False)
+            g /= n
+        return g.astype(dtype, copy=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_real_array, check_labels
+from ._validation import as_real_array, check_finite, check_labels, check_number
 from .losses import cross_entropy, cross_entropy_grad
 
 __all__ = ["SoftmaxRegression", "fit_softmax_regression", "softmax_regression_objective"]
@@ -29,10 +29,11 @@ class SoftmaxRegression:
     history: dict = field(default_factory=dict)
 
     def logits(self, X):
-        """Logits ``X @ W.T + b`` for the rows of ``X``."""
+        """Logits ``X @ W.T + b`` for the rows of ``X`` (finite, shape ``(n, d)``)."""
         X = as_real_array(X, name="X")
         if X.ndim != 2 or X.shape[1] != self.W.shape[1]:
             raise ValueError(f"X must have shape (n, {self.W.shape[1]}), got {X.shape}")
+        check_finite(X, "X")
         return X @ self.W.T + self.b
 
     def predict(self, X):
@@ -40,11 +41,14 @@ class SoftmaxRegression:
         return np.argmax(self.logits(X), axis=1)
 
 
-def _check_data(X, y, n_classes=None):
-    X = as_real_array(X, name="X")
+def _check_data(X, y, n_classes=None, names=("X", "y")):
+    X = as_real_array(X, name=names[0])
     if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (examples, features), got shape {X.shape}")
+        raise ValueError(f"{names[0]} must be a 2-d array (examples, features), got shape {X.shape}")
+    check_finite(X, names[0])
     y = np.asarray(y)
+    if n_classes is not None:
+        n_classes = check_number(n_classes, "n_classes", low=1, integer=True)
     if n_classes is None:
         if y.dtype.kind not in "iu" or y.size == 0:
             check_labels(y, X.shape[:1] + (1,))  # non-integer labels: the usual TypeError
@@ -103,7 +107,8 @@ def fit_softmax_regression(X, y, n_classes=None, l2=1e-3, epochs=300, batch_size
     Raises
     ------
     TypeError, ValueError, IndexError
-        For non-numeric or mis-shaped data, labels out of range, or bad settings.
+        For non-numeric, non-finite (NaN, inf) or mis-shaped data, labels out
+        of range, or bad settings; each message names the argument.
 
     Examples
     --------
@@ -116,17 +121,15 @@ def fit_softmax_regression(X, y, n_classes=None, l2=1e-3, epochs=300, batch_size
     True
     """
     X, y, K = _check_data(X, y, n_classes)
-    for name, value in [("epochs", epochs), ("batch_size", batch_size)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in [("l2", l2), ("learning_rate", learning_rate), ("decay_epochs", decay_epochs)]:
-        if not np.isfinite(value) or value < 0 or (name != "l2" and value == 0):
-            raise ValueError(f"{name} must be a {'non-negative' if name == 'l2' else 'positive'} "
-                             f"finite number, got {value!r}")
+    epochs = check_number(epochs, "epochs", low=1, integer=True)
+    batch_size = check_number(batch_size, "batch_size", low=1, integer=True)
+    l2 = check_number(l2, "l2", low=0)
+    learning_rate = check_number(learning_rate, "learning_rate", low=0, strict=True)
+    decay_epochs = check_number(decay_epochs, "decay_epochs", low=0, strict=True)
     if (X_val is None) != (y_val is None):
         raise ValueError("give both X_val and y_val, or neither")
     if X_val is not None:
-        X_val, y_val, _ = _check_data(X_val, y_val, K)
+        X_val, y_val, _ = _check_data(X_val, y_val, K, names=("X_val", "y_val"))
         if X_val.shape[1] != X.shape[1]:
             raise ValueError(f"X_val has {X_val.shape[1]} features, X has {X.shape[1]}")
 
