@@ -9,7 +9,7 @@ from .fast import fast_softmax, merge_normalizers, online_normalizer, online_sof
 from .jacobian import softmax_jacobian, softmax_jvp
 from .losses import cross_entropy, cross_entropy_grad
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "softmax",
