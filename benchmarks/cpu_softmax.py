@@ -23,6 +23,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -34,7 +35,11 @@ import softmaxbook as sb  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_softmax.json"
 SHAPES = [(4096, 4096), (65536, 256), (256, 65536), (16, 1_000_000)]
 DTYPES = [np.float32, np.float64]
-GOALS = {"fastest_over_copy": 4.0, "fastest_speedup_vs_scipy": 2.0, "accurate_over_scipy": 1.5}
+GOALS = {"fastest_over_copy": 4.0, "fastest_speedup_vs_scipy": 2.0, "accurate_over_scipy": 1.5,
+         "memory_not_above_scipy": True, "softmax_extra_memory": 1.0}
+
+#: Work space a blocked function may use besides its output (one block; see softmaxbook._rows).
+WORK_SPACE_BYTES = 2 * 1024 * 1024
 
 
 # --- the implementations (each takes the input and a preallocated output) -----------------------
@@ -107,13 +112,81 @@ def machine():
 
 
 def max_relative_error(got, ref):
+    """Largest relative error; a NaN where the reference has none (or the reverse) is inf."""
     got = np.asarray(got, dtype=np.float64)
-    scale = np.maximum(np.abs(ref), np.finfo(np.float32).tiny)
-    return float(np.max(np.abs(got - ref) / scale))
+    if not np.array_equal(np.isnan(got), np.isnan(ref)):
+        return float("inf")
+    ok = ~np.isnan(ref)
+    scale = np.maximum(np.abs(ref[ok]), np.finfo(np.float32).tiny)
+    return float(np.max(np.abs(got[ok] - ref[ok]) / scale))
+
+
+# --- memory: peak extra allocation, as a multiple of the input's size ---------------------------
+
+def peak_extra(fn, z):
+    """Peak memory allocated during ``fn(z)`` (tracemalloc sees NumPy's buffers), / z.nbytes."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        res = fn(z)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    del res
+    return peak / z.nbytes
+
+
+T_MEM = 0.7
+MEMORY_CALLS = {
+    # name: (softmaxbook call, the SciPy call that computes the same thing)
+    "softmax": (lambda z: sb.softmax(z), lambda z: ss.softmax(z, axis=-1)),
+    "softmax, temperature": (lambda z: sb.softmax(z, temperature=T_MEM),
+                             lambda z: ss.softmax(z / T_MEM, axis=-1)),
+    "log_softmax": (lambda z: sb.log_softmax(z), lambda z: ss.log_softmax(z, axis=-1)),
+    "logsumexp": (lambda z: sb.logsumexp(z), lambda z: ss.logsumexp(z, axis=-1)),
+    "fast_softmax": (lambda z: sb.fast_softmax(z), lambda z: ss.softmax(z, axis=-1)),
+    "fast_softmax, out=": (None, lambda z: ss.softmax(z, axis=-1)),
+    "online_softmax": (lambda z: sb.online_softmax(z, block=4096), lambda z: ss.softmax(z, axis=-1)),
+    "softmax, axis=0 of z.T": (lambda z: sb.softmax(z.T, axis=0), lambda z: ss.softmax(z.T, axis=0)),
+}
+
+
+def measure_memory(z):
+    out = np.empty_like(z)
+    rows = {}
+    for name, (ours, theirs) in MEMORY_CALLS.items():
+        if ours is None:
+            ours = lambda a: sb.fast_softmax(a, out=out)  # noqa: E731
+        with np.errstate(all="ignore"):
+            rows[name] = {"softmaxbook": peak_extra(ours, z), "scipy": peak_extra(theirs, z)}
+    return rows
+
+
+def benchmark_input(dtype, shape, seed=0):
+    """3 x standard normal logits, with one row in 16 made adversarial.
+
+    Those rows have maxima far from the others (offsets up to +-1000 for float64,
+    +-100 for float32, so that no shift shared between rows could serve them),
+    and a few hold NaN, +inf, -inf entries or only -inf: the speed and accuracy
+    of every implementation are measured on them too.
+    """
+    rng = np.random.default_rng(seed)
+    z = 3.0 * rng.standard_normal(shape)
+    n = shape[0]
+    wild = np.arange(0, n, 16)
+    span = 1000.0 if np.dtype(dtype) == np.float64 else 100.0
+    z[wild] += rng.uniform(-span, span, (len(wild), 1))
+    if n >= 64:
+        z[wild[1], 0] = np.nan
+        z[wild[2], 1] = np.inf
+        z[wild[3], ::3] = -np.inf
+        z[wild[-1]] = -np.inf
+    return z.astype(dtype)
 
 
 def measure(dtype, shape, rounds, warmup, seed=0):
-    z = (3.0 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+    z = benchmark_input(dtype, shape, seed)
     ref = sb.softmax(z.astype(np.float64))
     out = np.empty_like(z)
     names = list(IMPLEMENTATIONS)
@@ -135,7 +208,8 @@ def measure(dtype, shape, rounds, warmup, seed=0):
             times[name].append(time.perf_counter() - t0)
             del res
     med = {name: float(np.median(v)) for name, v in times.items()}
-    row = {"dtype": np.dtype(dtype).name, "shape": list(shape), "copy_seconds": med["copy"], "impls": {}}
+    row = {"dtype": np.dtype(dtype).name, "shape": list(shape), "copy_seconds": med["copy"],
+           "impls": {}, "memory": measure_memory(z)}
     for name in names:
         row["impls"][name] = {
             "median_seconds": med[name],
@@ -164,12 +238,21 @@ def goals(rows):
             "fastest_over_copy": imp[fastest]["over_copy"],
             "fastest_speedup_vs_scipy": imp[fastest]["speedup_vs_scipy"],
             "accurate_over_scipy": imp["accurate"]["median_seconds"] / imp["scipy"]["median_seconds"],
+            "memory_not_above_scipy": all(m["softmaxbook"] <= m["scipy"] for m in row["memory"].values()),
+            "softmax_extra_memory": max(row["memory"]["softmax"]["softmaxbook"],
+                                        row["memory"]["fast_softmax, out="]["softmaxbook"] + 1.0),
+            "work_space_allowance": WORK_SPACE_BYTES / (np.prod(row["shape"]) * np.dtype(row["dtype"]).itemsize),
         })
     met = {
         "fastest_over_copy": all(v["fastest_over_copy"] <= GOALS["fastest_over_copy"] for v in verdict),
         "fastest_speedup_vs_scipy": all(v["fastest_speedup_vs_scipy"] >= GOALS["fastest_speedup_vs_scipy"]
                                         for v in verdict),
         "accurate_over_scipy": all(v["accurate_over_scipy"] <= GOALS["accurate_over_scipy"] for v in verdict),
+        "memory_not_above_scipy": all(v["memory_not_above_scipy"] for v in verdict),
+        # softmax (and fast_softmax with out=, counted with its output) at most one
+        # output's worth of extra memory, plus one block of work space
+        "softmax_extra_memory": all(v["softmax_extra_memory"] <= GOALS["softmax_extra_memory"]
+                                    + v["work_space_allowance"] for v in verdict),
     }
     return verdict, met
 
@@ -194,6 +277,16 @@ def print_tables(rows, verdict, met):
           f"{'met' if met['fastest_speedup_vs_scipy'] else 'MISSED'}")
     print(f"  accurate softmax <= {GOALS['accurate_over_scipy']}x SciPy's time on every shape: "
           f"{'met' if met['accurate_over_scipy'] else 'MISSED'}")
+    print("\nPeak extra memory (tracemalloc), as a multiple of the input's size: softmaxbook / SciPy")
+    cols = [f"{r['dtype'][5:]} {r['shape'][0]}x{r['shape'][1]}" for r in rows]
+    print(f"  {'function':24s}" + "".join(f"{c:>18}" for c in cols))
+    for name in MEMORY_CALLS:
+        cells = [f"{r['memory'][name]['softmaxbook']:.2f} / {r['memory'][name]['scipy']:.2f}" for r in rows]
+        print(f"  {name:24s}" + "".join(f"{c:>18}" for c in cells))
+    print(f"  no function above SciPy's peak for the same call: "
+          f"{'met' if met['memory_not_above_scipy'] else 'MISSED'}")
+    print(f"  softmax and fast_softmax(out=) at most 1x extra (+ {WORK_SPACE_BYTES >> 20} MiB work space): "
+          f"{'met' if met['softmax_extra_memory'] else 'MISSED'}")
 
 
 def main(argv=None):
@@ -219,7 +312,9 @@ def main(argv=None):
         args.output.write_text(json.dumps({
             "benchmark": "cpu_softmax", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
             "settings": {"rounds": args.rounds, "warmup": args.warmup, "statistic": "median",
-                         "input": "3 * standard normal, seed 0"},
+                         "input": benchmark_input.__doc__.split("\n\n")[0].strip(),
+                         "memory": "tracemalloc peak during one call, minus the memory before it, "
+                                   "divided by the input's size (the output counts)"},
             "implementations": {k: v[1] for k, v in IMPLEMENTATIONS.items()},
             "goals": GOALS, "verdict": verdict, "met": met, "results": rows,
         }, indent=1))

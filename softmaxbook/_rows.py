@@ -8,7 +8,8 @@ Every function of the package that works "along ``axis``" goes through
 * **rows are independent**: a kernel sees whole rows and must compute each row
   from that row alone (the kernels do: every reduction is ``axis=1``);
 * **memory stays small**: besides the output, only one block of rows (about
-  ``block_bytes``) of work space is alive at a time, whatever the layout. No
+  ``block_bytes``, and at most a quarter of the input's size unless one row
+  needs more) of work space is alive at a time, whatever the layout. No
   transposed copy of the whole input is made when the rows can be reached by a
   view (any 2-d layout, and N-d arrays whose other axes merge).
 """
@@ -75,7 +76,9 @@ def map_rows(a, axis, kernel, out_dtype, *, reduce=False, out=None,
     direct = o2 is not None
     if not direct:
         o2 = np.empty((y2.shape[0],) if reduce else y2.shape, dtype=out_dtype)
-    rows = rows_per_block(K, itemsize, block_bytes)
+    # Small inputs get small blocks: the work space stays below a quarter of the
+    # input's size (but holds at least one row).
+    rows = rows_per_block(K, itemsize, min(block_bytes, max(a.nbytes // 4, 1)))
     for start in range(0, y2.shape[0], rows):
         xb = y2[start:start + rows]
         if not (xb.flags.c_contiguous and xb.dtype.isnative):
