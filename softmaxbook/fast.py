@@ -122,7 +122,7 @@ def _long_row(x, o, chunk, in_place):
         for start in starts:
             oc = o[start:start + chunk]
             np.exp(x[start:start + chunk], out=oc)
-            total += float(np.sum(oc, dtype=np.float64))
+            total += float(np.sum(oc))
         if _direct_ok(np.array(total), o.dtype.itemsize):
             np.multiply(o, o.dtype.type(1.0 / total), out=o)
             return
@@ -377,6 +377,10 @@ def online_normalizer(z, axis=-1, block=1024):
     return np.moveaxis(m, -1, axis), np.moveaxis(d, -1, axis)
 
 
+#: Work space per block of rows of :func:`online_softmax` (larger than the
+#: default: its first pass loops over column blocks in Python).
+_ONLINE_BLOCK_BYTES = 4 * 1024 * 1024
+
 #: Columns written per step by the second pass of :func:`online_softmax`.
 _PASS2_COLUMNS = 32 * 1024
 
@@ -460,5 +464,6 @@ def online_softmax(z, axis=-1, block=1024):
             o[:, cols] = np.exp(x[:, cols].astype(work) - shift) / d
 
     with np.errstate(**_QUIET):
-        res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * work.itemsize)
+        res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * work.itemsize,
+                       block_bytes=_ONLINE_BLOCK_BYTES)
     return res.astype(dtype, copy=False)
