@@ -1,16 +1,22 @@
 """Softmax, log-softmax and log-sum-exp, accurate to the last bit or so.
 
-All three share one computation along ``axis``:
+All three share one computation along ``axis``, row by row:
 
-1. convert to a *working precision* wider than the input (float16 and float32
+1. find the row maximum ``m`` (exactly, in the input's dtype);
+2. convert to a *working precision* wider than the input (float16 and float32
    work in float64; float64 works in x87 extended precision where the platform
-   has it), and divide by the temperature there;
-2. subtract the row maximum ``m``, so that every exponent is ``<= 0``;
+   has it), subtract ``m`` so that every exponent is ``<= 0``, and only then
+   divide by the temperature (``max(z / T) = max(z) / T``, and ``z - m`` is
+   nearly exact where ``z / T`` is not);
 3. exponentiate and sum.
 
-``softmax`` at temperature 1 runs the same steps block by block (see
-``_softmax_blocked``) and, for float64, uses the TwoSum correction below instead
-of extended precision, which NumPy evaluates an order of magnitude more slowly.
+Every function runs these steps on blocks of rows through
+:func:`softmaxbook._rows.map_rows`, which hands each kernel a read-only view of
+whole rows: the input is never modified, no row can influence another, and the
+work space is one block whatever the layout. Rows longer than a block are done
+in chunks. ``softmax`` at temperature 1 uses, for float64, the TwoSum
+correction below instead of extended precision, which NumPy evaluates an order
+of magnitude more slowly.
 
 Why the wider precision matters: in float64, ``z - m`` is rounded, and ``exp``
 turns an absolute error ``delta`` in its argument into a relative error
@@ -220,11 +226,14 @@ def softmax(z, axis=-1, temperature=1.0):
     for how. ``scipy.special.softmax`` can be off by hundreds of eps in float64
     when logits span a few hundred units.
 
-    Speed: with ``temperature=1`` the work is done in blocks of rows that stay
-    in the cache, and float64 uses an error-free correction instead of long
-    double, so this costs about as much as ``scipy.special.softmax`` (0.95 to
-    1.35 times its time in the book's benchmark). Other temperatures take a
-    slower path that divides in extended precision.
+    Speed and memory: the work is done in blocks of rows that stay in the
+    cache; with ``temperature=1``, float64 uses an error-free correction
+    instead of long double, so this costs about as much as
+    ``scipy.special.softmax`` (the book's benchmark measures the ratio). Other
+    temperatures take a slower path in extended precision, which divides by
+    ``T`` after subtracting the maximum. Besides the output, a call needs one
+    block of work space (and one float64 row for a float16/32 row longer than
+    a block), where SciPy needs a temporary the size of the input.
 
     Special values, per slice along ``axis``:
 
@@ -234,9 +243,18 @@ def softmax(z, axis=-1, temperature=1.0):
     * a ``+inf`` entry makes the slice NaN, as in SciPy (``inf - inf``);
     * an empty axis returns an empty array of the same shape. *Difference from
       SciPy*, which raises ``ValueError`` there: an empty input has an empty
-      output, and a batch that happens to contain no classes should not crash.
+      output, and a batch that happens to contain no classes should not crash;
+    * finite extremes are finite: ``softmax([1e308, -1e308])`` is ``[1, 0]``.
 
-    The input is never modified.
+    The input is never modified, and each slice's result depends on that
+    slice alone. Non-native byte order (``'>f8'``) is computed natively and
+    returned in the caller's dtype.
+
+    *Changed in 0.4.0*: the temperature is applied after the shift (dividing
+    first cost up to hundreds of eps for large logits, and NaN for tiny
+    temperatures in float16/32); finite extremes no longer give NaN; rows of
+    10**6 entries and more stay within 2 eps; non-native byte order gets the
+    accurate path.
 
     Examples
     --------
