@@ -16,11 +16,13 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 HAS_EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
 
-def as_real_array(z, name="z"):
+def as_real_array(z, name="z", native=True):
     """Return ``z`` as a real floating NumPy array, never a view that we modify.
 
     Floating arrays keep their dtype; integer and boolean arrays become float64;
-    anything else raises :class:`TypeError` naming the problem.
+    anything else raises :class:`TypeError` naming the problem. With
+    ``native=False`` a floating array in non-native byte order is returned as it
+    is (the row functions convert it block by block, without a full copy).
     """
     if isinstance(z, (str, bytes)):
         raise TypeError(f"{name} must be an array of real numbers, got a string: {z!r}")
@@ -33,7 +35,7 @@ def as_real_array(z, name="z"):
         ) from None
     kind = a.dtype.kind
     if kind == "f":
-        if not a.dtype.isnative:
+        if native and not a.dtype.isnative:
             # Non-native byte order ('>f8' on a little-endian machine): compute on a
             # native copy, or NumPy's fast loops (and our dtype dispatch) are bypassed.
             # The functions convert their result back to the caller's dtype.
@@ -53,9 +55,22 @@ def real_array_and_dtype(z, name="z"):
     ``dtype`` is the caller's floating dtype, byte order included (``a`` itself
     is always in native byte order), or float64 for integer and boolean input.
     """
-    a = as_real_array(z, name)
-    orig = z.dtype if isinstance(z, np.ndarray) else np.asarray(z).dtype
-    return a, (orig if orig.kind == "f" else a.dtype)
+    a = as_real_array(z, name, native=False)
+    dtype = a.dtype
+    if not dtype.isnative:
+        a = a.astype(dtype.newbyteorder("="))
+    return a, dtype
+
+
+def real_array_no_copy(z, name="z"):
+    """``(a, dtype, native)``: ``z`` as a real array, not converted to native byte order.
+
+    ``dtype`` is the dtype of the result (the caller's floating dtype, byte order
+    included, or float64 for integers and booleans) and ``native`` the same dtype in
+    native byte order, which the computation uses.
+    """
+    a = as_real_array(z, name, native=False)
+    return a, a.dtype, a.dtype.newbyteorder("=")
 
 
 def check_axis(axis, ndim):
@@ -106,12 +121,15 @@ def check_temperature(temperature):
             f"temperature must be positive and finite, got {temperature!r} "
             "(too large for a float)"
         ) from None
+    if t == 0 and temperature > 0:    # e.g. a longdouble 1e-4000
+        raise ValueError(f"temperature must be a positive float64, got {temperature!r}, "
+                         "which is below the float64 range")
     if not (np.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
     return t
 
 
-def check_labels(labels, logits_shape):
+def check_labels(labels, logits_shape, logits_name="logits", name="labels"):
     """Validate integer class labels for logits of shape ``(..., K)``.
 
     Returns the labels as an integer array of shape ``logits_shape[:-1]``.
@@ -137,12 +155,12 @@ def check_labels(labels, logits_shape):
     expected = tuple(logits_shape[:-1])
     if y.shape != expected:
         raise ValueError(
-            f"labels have shape {y.shape}, but logits of shape {tuple(logits_shape)} need one "
-            f"label per row, i.e. labels of shape {expected}"
+            f"{name} have shape {y.shape}, but {logits_name} of shape {tuple(logits_shape)} "
+            f"need one label per row, i.e. {name} of shape {expected}"
         )
     K = logits_shape[-1]
     if K == 0 and y.size:
-        raise IndexError("logits have no classes (K = 0), so no label can be valid")
+        raise IndexError(f"{logits_name} have no classes (K = 0), so no label can be valid")
     bad = (y < 0) | (y >= K)
     if np.any(bad):
         pos = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -12,6 +12,9 @@ from .losses import cross_entropy
 
 __all__ = ["reliability_bins", "expected_calibration_error", "fit_temperature"]
 
+#: More bins than this would only hold empty bins (and their arrays would not fit in memory).
+_MAX_BINS = 10 ** 6
+
 
 def _probs_and_labels(probs, labels):
     p = as_real_array(probs, name="probs")
@@ -23,7 +26,9 @@ def _probs_and_labels(probs, labels):
     tol = 1e-6 + 4 * p.shape[1] * float(np.finfo(p.dtype).eps)
     if p.size and not np.all(np.abs(p.sum(axis=1, dtype=np.float64) - 1) <= tol):
         raise ValueError("each row of probs must sum to 1 (pass softmax outputs, not logits)")
-    y = check_labels(labels, p.shape)
+    if p.shape[1] == 0:
+        raise ValueError("probs have no classes (shape (n, 0))")
+    y = check_labels(labels, p.shape, logits_name="probs")
     if len(y) == 0:
         raise ValueError("there are no examples")
     return p, y
@@ -73,6 +78,8 @@ def reliability_bins(probs, labels, n_bins=15, strategy="uniform"):
     p, y = _probs_and_labels(probs, labels)
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if n_bins > _MAX_BINS:
+        raise ValueError(f"n_bins must be at most {_MAX_BINS}, got {n_bins!r}")
     confidence = p.max(axis=1).astype(np.float64)
     correct = p.argmax(axis=1) == y
     if strategy == "uniform":

@@ -63,6 +63,8 @@ def digits_split(seed=0, val_fraction=0.2, test_fraction=0.2):
     from sklearn.model_selection import train_test_split
 
     seed = check_number(seed, "seed", low=0, integer=True)
+    if seed >= 2 ** 32:
+        raise ValueError(f"seed must be below 2**32 (scikit-learn's limit), got {seed}")
     val_fraction = check_number(val_fraction, "val_fraction")
     test_fraction = check_number(test_fraction, "test_fraction")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -71,6 +73,12 @@ def digits_split(seed=0, val_fraction=0.2, test_fraction=0.2):
             f"got {val_fraction!r} and {test_fraction!r}"
         )
     data = load_digits()
+    n, n_classes = len(data.target), 10
+    for name, fraction in [("val_fraction", val_fraction), ("test_fraction", test_fraction),
+                           ("the training fraction", 1 - val_fraction - test_fraction)]:
+        if fraction * n < n_classes:
+            raise ValueError(f"{name} = {fraction!r} leaves fewer than {n_classes} of the {n} "
+                             "examples, one per class, which a stratified split needs")
     X = data.data / 16.0
     y = data.target.astype(np.intp)
     idx = np.arange(len(y))

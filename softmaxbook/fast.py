@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._rows import map_rows
-from ._validation import as_real_array, check_axis, real_array_and_dtype
+from ._validation import HAS_EXTENDED, as_real_array, check_axis, real_array_no_copy
 from .core import _QUIET
 
 __all__ = ["fast_softmax", "online_normalizer", "merge_normalizers", "online_softmax"]
@@ -33,8 +33,8 @@ def _result_dtype(dtype):
 
 
 def _check_out(out, shape, dtype):
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if not isinstance(out, np.ndarray) or isinstance(out, np.matrix):
+        raise TypeError(f"out must be a NumPy array (not a matrix), got {type(out).__name__}")
     if out.shape != shape or out.dtype != dtype:
         raise ValueError(f"out must have shape {shape} and dtype {dtype}, "
                          f"got shape {out.shape} and dtype {out.dtype}")
@@ -249,7 +249,7 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
     >>> fast_softmax([[0.0, 0.0], [-599.0, -749.0]])[1, 1]   # rows never share a shift
     np.float64(7.175095973164411e-66)
     """
-    a, orig_dtype = real_array_and_dtype(z)
+    a, orig_dtype, _ = real_array_no_copy(z)
     if a.ndim == 0:
         raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
     axis = check_axis(axis, a.ndim)
@@ -270,9 +270,8 @@ def fast_softmax(z, axis=-1, out=None, block_bytes=FAST_BLOCK_BYTES):
         return out if out is not None else np.empty(a.shape, dtype)
     chunk = max(1, block_bytes // work.itemsize)
     with np.errstate(**_QUIET):
-        res = map_rows(a, axis, _fast_kernel(work, chunk, in_place), work, out=out,
-                       itemsize=work.itemsize, block_bytes=block_bytes)
-    return res if out is not None else res.astype(dtype, copy=False)
+        return map_rows(a, axis, _fast_kernel(work, chunk, in_place), dtype, out=out,
+                        itemsize=work.itemsize, block_bytes=block_bytes)
 
 
 def _normalizer_of(x, axis):
@@ -322,7 +321,7 @@ def merge_normalizers(m1, d1, m2, d2):
     except ValueError:
         raise ValueError("m1, d1, m2 and d2 must broadcast to one shape, got shapes "
                          f"{m1.shape}, {d1.shape}, {m2.shape}, {d2.shape}") from None
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         m = np.maximum(m1, m2)
         # exp(m_i - m), with the convention exp(-inf - (-inf)) = 1 for empty parts
         w1 = np.where(m1 == m, 1.0, np.exp(m1 - m))
@@ -366,14 +365,14 @@ def online_normalizer(z, axis=-1, block=1024):
     >>> float(m[0]), round(float(d[0]), 6)
     (3.0, 1.503215)
     """
-    a = as_real_array(z)
+    a = as_real_array(z, native=False)
     if a.ndim == 0:
         raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
     axis = check_axis(axis, a.ndim)
     _check_block(block)
     x = np.moveaxis(a, axis, -1)
     with np.errstate(**_QUIET):
-        m, d = _online_rows(x, block, _work_dtype(a.dtype))
+        m, d = _online_rows(x, block, _work_dtype(a.dtype.newbyteorder("=")))
     return np.moveaxis(m, -1, axis), np.moveaxis(d, -1, axis)
 
 
@@ -397,14 +396,20 @@ def _work_dtype(dtype):
 def _online_rows(x, block, work):
     """``(m, d)`` of ``x`` along its last axis, blocks of ``block`` columns at a time.
 
-    Only one block of columns is converted to ``work`` at a time.
+    Only one block of columns is converted to ``work`` at a time (C order, so
+    that each row's sum is the same whatever the input's layout). The running
+    pair is kept in extended precision where the platform has it: every merge
+    rescales the running sum by ``exp(m_old - m_new)``, one rounding per block,
+    and over thousands of blocks those roundings would add up to tens of eps
+    in float64. Returned in ``work``.
     """
-    m = np.full(x.shape[:-1] + (1,), -np.inf, dtype=work)
+    running = np.dtype(np.longdouble) if HAS_EXTENDED or work == np.longdouble else work
+    m = np.full(x.shape[:-1] + (1,), -np.inf, dtype=running)
     d = np.zeros_like(m)
     for start in range(0, x.shape[-1], block):
-        mb, db = _normalizer_of(x[..., start:start + block].astype(work), -1)
-        m, d = merge_normalizers(m, d, mb, db)
-    return m, d
+        mb, db = _normalizer_of(x[..., start:start + block].astype(work, order="C"), -1)
+        m, d = merge_normalizers(m, d, mb.astype(running), db.astype(running))
+    return m.astype(work), d.astype(work)
 
 
 def online_softmax(z, axis=-1, block=1024):
@@ -432,8 +437,10 @@ def online_softmax(z, axis=-1, block=1024):
 
     Notes
     -----
-    Equal to the two-pass shifted formula to within a few eps: rescaling the
-    running sum by ``exp(m_old - m_new)`` adds one rounding per block. Rows
+    Within a few eps of the two-pass shifted formula, whatever the row's
+    length: rescaling the running sum by ``exp(m_old - m_new)`` adds one
+    rounding per block, so the running pair is kept in extended precision
+    (where the platform has it) and those roundings do not accumulate. Rows
     are processed in blocks that stay in the cache, each row on its own; a row
     with a NaN, a ``+inf`` or only ``-inf`` is all NaN, as in
     :func:`softmaxbook.softmax`.
@@ -446,12 +453,12 @@ def online_softmax(z, axis=-1, block=1024):
     >>> bool(np.allclose(online_softmax(z, block=7), softmax(z), rtol=1e-13))
     True
     """
-    a, dtype = real_array_and_dtype(z)
+    a, dtype, native = real_array_no_copy(z)
     if a.ndim == 0:
         raise np.exceptions.AxisError(f"softmax needs at least one axis; got a 0-d array ({a!r})")
     axis = check_axis(axis, a.ndim)
     _check_block(block)
-    work = _work_dtype(a.dtype)
+    work = _work_dtype(native)
     if a.shape[axis] == 0:
         return np.empty(a.shape, dtype=dtype)
 
@@ -464,6 +471,5 @@ def online_softmax(z, axis=-1, block=1024):
             o[:, cols] = np.exp(x[:, cols].astype(work) - shift) / d
 
     with np.errstate(**_QUIET):
-        res = map_rows(a, axis, kernel, a.dtype, itemsize=3 * work.itemsize,
-                       block_bytes=_ONLINE_BLOCK_BYTES)
-    return res.astype(dtype, copy=False)
+        return map_rows(a, axis, kernel, dtype, itemsize=3 * work.itemsize,
+                        block_bytes=_ONLINE_BLOCK_BYTES)

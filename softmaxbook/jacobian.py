@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, real_array_and_dtype
+from ._validation import real_array_and_dtype
 from .core import _QUIET, _exp_parts
 
 __all__ = ["softmax_jacobian", "softmax_jvp"]
 
 
-def _logits(z):
-    a, dtype = real_array_and_dtype(z)
+def _logits(z, name="z"):
+    """``(a, dtype)``: the logits as a C-contiguous native array, and the result's dtype.
+
+    C order makes every reduction over the classes a pairwise sum along a
+    contiguous row, so that a row's result has the same bits whatever the
+    caller's layout and whatever the other rows.
+    """
+    a, dtype = real_array_and_dtype(z, name=name)
     if a.ndim == 0:
         raise np.exceptions.AxisError(
-            f"the classes are on the last axis, but z is 0-d ({a!r}); pass at least one logit"
+            f"the classes are on the last axis, but {name} is 0-d ({a!r}); "
+            "pass at least one logit"
         )
-    return a, dtype
+    return np.ascontiguousarray(a), dtype
 
 
 def _probs_and_complements(a):
@@ -139,8 +146,9 @@ def softmax_jvp(z, v):
     >>> print(softmax_jvp(z, np.ones(3)))   # J 1 = 0: shifting every logit changes nothing
     [0. 0. 0.]
     """
-    a, _ = _logits(z)
-    b = as_real_array(v, name="v")
+    a, z_dtype = _logits(z)
+    b, v_dtype = real_array_and_dtype(v, name="v")
+    b = np.ascontiguousarray(b)
     if b.ndim == 0 or b.shape[-1] != a.shape[-1]:
         raise ValueError(
             f"v must hold vectors of length K = {a.shape[-1]} on its last axis, got shape {b.shape}"
@@ -149,7 +157,7 @@ def softmax_jvp(z, v):
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"z of shape {a.shape} and v of shape {b.shape} do not broadcast") from None
-    dtype = np.result_type(a.dtype, b.dtype)
+    dtype = z_dtype if z_dtype == v_dtype else np.result_type(a.dtype, b.dtype)
     if a.shape[-1] == 0:
         return np.empty(shape, dtype=dtype)
     with np.errstate(**_QUIET):

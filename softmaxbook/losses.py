@@ -15,6 +15,7 @@ import numpy as np
 
 from ._validation import as_real_array, check_labels, real_array_and_dtype
 from .core import _QUIET, _exp_parts, _log_softmax_work
+from .jacobian import _probs_and_complements
 
 __all__ = ["cross_entropy", "cross_entropy_grad"]
 
@@ -26,6 +27,7 @@ def _prepare(logits, labels, reduction, allowed=_REDUCTIONS):
     a, dtype = real_array_and_dtype(logits, name="logits")
     if a.ndim == 0:
         raise ValueError("logits must have at least one axis (the classes, last); got a 0-d array")
+    a = np.ascontiguousarray(a)       # row sums in C order: the same bits for any layout
     if not isinstance(reduction, str) or reduction not in allowed:
         raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
     t = _soft_targets(labels, a.shape)
@@ -45,7 +47,9 @@ def _soft_targets(labels, shape):
         return None
     if t.dtype.kind != "f" or t.shape != tuple(shape):
         return None
-    t = as_real_array(t, name="labels")
+    t = np.ascontiguousarray(as_real_array(t, name="labels"))
+    if shape[-1] == 0 and t.ndim and int(np.prod(shape[:-1])) > 0:
+        raise ValueError("probability targets with no classes (K = 0) cannot sum to 1")
     if t.size == 0:
         return t
     if not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -204,16 +208,21 @@ def cross_entropy_grad(logits, labels, reduction="mean"):
         return np.zeros(a.shape, dtype=dtype)
     n = int(np.prod(a.shape[:-1]))
     with np.errstate(**_QUIET):
+        if soft:
+            # s * sum(y) - y, written as s * (sum(y) - y) - y * (1 - s) with 1 - s
+            # computed from the other classes' terms: exact in the limit s -> 1
+            s_, comp = _probs_and_complements(a)
+            yw = y.astype(s_.dtype)
+            g = s_ * (np.sum(yw, axis=-1, keepdims=True) - yw) - yw * comp
+            if reduction == "mean":
+                g /= n
+            return g.astype(dtype, copy=False)
         _, _, e, _ = _exp_parts(a, -1)
         total = np.sum(e, axis=-1, keepdims=True)
         g = e / total
-        if soft:
-            yw = y.astype(g.dtype)
-            g = g * np.sum(yw, axis=-1, keepdims=True) - yw
-        else:
-            rest = e                                   # e is not needed any more
-            np.put_along_axis(rest, y, 0, axis=-1)
-            np.put_along_axis(g, y, -np.sum(rest, axis=-1, keepdims=True) / total, axis=-1)
+        rest = e                                   # e is not needed any more
+        np.put_along_axis(rest, y, 0, axis=-1)
+        np.put_along_axis(g, y, -np.sum(rest, axis=-1, keepdims=True) / total, axis=-1)
         if reduction == "mean":
             g /= n
         return g.astype(dtype, copy=False)

@@ -54,6 +54,8 @@ def auc_mann_whitney(scores, positive):
     pos = np.asarray(positive)
     if s.ndim != 1 or pos.shape != s.shape:
         raise ValueError(f"scores and positive must be 1-d of the same length, got {s.shape} and {pos.shape}")
+    if s.size == 0:
+        raise ValueError("there are no examples (scores and positive are empty)")
     if np.any(np.isnan(s)):
         raise ValueError("scores contain NaN, which has no place in a ranking")
     if pos.dtype.kind not in "biu" or not np.all((pos == 0) | (pos == 1)):

@@ -18,6 +18,9 @@ from .losses import cross_entropy, cross_entropy_grad
 
 __all__ = ["SoftmaxRegression", "fit_softmax_regression", "softmax_regression_objective"]
 
+#: A sanity limit on K * d, against labels such as 2**62 that would ask for absurd arrays.
+_MAX_PARAMETERS = 10 ** 9
+
 
 @dataclass
 class SoftmaxRegression:
@@ -49,12 +52,18 @@ def _check_data(X, y, n_classes=None, names=("X", "y")):
     y = np.asarray(y)
     if n_classes is not None:
         n_classes = check_number(n_classes, "n_classes", low=1, integer=True)
+        if n_classes * max(X.shape[1], 1) > _MAX_PARAMETERS:
+            raise ValueError(f"n_classes = {n_classes} would need more than {_MAX_PARAMETERS} weights")
     if n_classes is None:
         if y.dtype.kind not in "iu" or y.size == 0:
             check_labels(y, X.shape[:1] + (1,))  # non-integer labels: the usual TypeError
             raise ValueError("there are no training examples")
         n_classes = max(int(np.max(y)) + 1, 1)
-    return X, check_labels(y, (X.shape[0], n_classes)), n_classes
+        if n_classes * max(X.shape[1], 1) > _MAX_PARAMETERS:
+            raise ValueError(f"{names[1]} has a label of {n_classes - 1}: that many classes would "
+                             f"need more than {_MAX_PARAMETERS} weights (pass labels 0..K-1)")
+    return X, check_labels(y, (X.shape[0], n_classes), logits_name="the classes",
+                           name=names[1]), n_classes
 
 
 def softmax_regression_objective(W, b, X, y, l2):
@@ -122,6 +131,7 @@ def fit_softmax_regression(X, y, n_classes=None, l2=1e-3, epochs=300, batch_size
     """
     X, y, K = _check_data(X, y, n_classes)
     epochs = check_number(epochs, "epochs", low=1, integer=True)
+    seed = check_number(seed, "seed", low=0, integer=True)
     batch_size = check_number(batch_size, "batch_size", low=1, integer=True)
     l2 = check_number(l2, "l2", low=0)
     learning_rate = check_number(learning_rate, "learning_rate", low=0, strict=True)

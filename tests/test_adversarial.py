@@ -760,3 +760,113 @@ def test_version_agrees_with_pyproject():
     from pathlib import Path
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert sb.__version__ == meta["project"]["version"]
+
+
+# --- found by an independent adversarial review (each was a failure before it was fixed) -------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_soft_target_gradient_keeps_the_tiny_entry(dtype):
+    z = np.array([50.0 if dtype == np.float64 else 40.0, 0.0], dtype=dtype)
+    g_soft = sb.cross_entropy_grad(z, np.array([1.0, 0.0], dtype=dtype))
+    g_int = sb.cross_entropy_grad(z, 0)
+    np.testing.assert_allclose(g_soft, g_int, rtol=4 * np.finfo(dtype).eps)
+    assert g_soft[0] < 0 < g_soft[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_row_log_softmax_with_plus_and_minus_infinity(dtype):
+    for fill in (0.0, -float(np.finfo(dtype).max) / 2):
+        x = np.full(40_000, fill, dtype=dtype)
+        x[0], x[1] = np.inf, -np.inf
+        got = sb.log_softmax(x)
+        assert np.isnan(got[0]) and np.all(got[1:] == -np.inf), got[:3]
+        np.testing.assert_array_equal(sb.log_softmax(x[:100])[:3], got[:3])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_long_narrow_rows_do_not_depend_on_the_batch_size(dtype):
+    rng = np.random.default_rng(12)
+    row = (rng.normal(size=100_000) * 3 + 45).astype(dtype)
+    alone = sb.softmax(row)
+    for n in (1, 2, 15, 16, 40):
+        np.testing.assert_array_equal(sb.softmax(np.tile(row, (n, 1)))[-1], alone)
+
+
+def test_online_softmax_error_does_not_grow_with_the_row():
+    x = np.linspace(-1, 1, 2_000_000)
+    e = np.exp(x - x.max())
+    textbook = e / e.sum()
+    for block in (1024, 7):
+        got = sb.online_softmax(x, block=block)
+        ref = sb.softmax(x)
+        err = np.max(np.abs(got - ref) / ref) / np.finfo(float).eps
+        err_textbook = np.max(np.abs(textbook - ref) / ref) / np.finfo(float).eps
+        assert err <= err_textbook + 4, (block, err, err_textbook)
+
+
+@pytest.mark.parametrize("order", ["F", "transposed"])
+def test_long_rows_give_the_same_bits_in_any_layout(order):
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(8, 300)) * 5
+    V = rng.normal(size=(8, 300))
+    make = (lambda a: np.asfortranarray(a)) if order == "F" else (lambda a: a.T.copy().T)
+    for f in (lambda z: sb.softmax_jacobian(z), lambda z: sb.softmax_jvp(z, make(V)),
+              lambda z: sb.cross_entropy_grad(z, np.zeros(len(z), int), reduction="sum"),
+              lambda z: sb.cross_entropy(z, np.zeros(len(z), int), reduction="none"),
+              lambda z: sb.cross_entropy(z, np.full(z.shape, 1 / 300), reduction="none"),
+              lambda z: sb.online_normalizer(z)[1][:, 0]):
+        batch = f(make(Z))
+        for i in range(len(Z)):
+            single = f(Z[i:i + 1]) if f.__code__.co_names[-1] != "softmax_jvp" else None
+            if single is not None:
+                np.testing.assert_array_equal(batch[i], single[0])
+    for i in range(len(Z)):
+        np.testing.assert_array_equal(sb.softmax_jvp(make(Z), make(V))[i], sb.softmax_jvp(Z[i], V[i]))
+
+
+def test_non_native_input_costs_no_more_memory_than_scipy():
+    import tracemalloc
+
+    import scipy.special as ss
+    z = np.random.default_rng(0).normal(size=(500, 1000)).astype(">f8")
+
+    def peak(f):
+        tracemalloc.start()
+        try:
+            f()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    for ours in (lambda: sb.softmax(z), lambda: sb.log_softmax(z), lambda: sb.fast_softmax(z),
+                 lambda: sb.online_softmax(z)):
+        assert peak(ours) <= peak(lambda: ss.softmax(z, axis=-1)) * 1.05
+    assert sb.softmax(z).dtype == z.dtype and sb.softmax_jvp(z, z).dtype == z.dtype
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda: sb.fast_softmax(np.zeros((2, 2)), out=np.zeros((2, 2)).view(np.matrix)), TypeError,
+     "out"),
+    (lambda: reliability_bins(np.full((2, 2), 0.5), [0, 1], n_bins=2 ** 63), ValueError, "n_bins"),
+    (lambda: reliability_bins(np.zeros((2, 0)), [0, 0]), ValueError, "probs"),
+    (lambda: reliability_bins(np.full((2, 2), 0.5), [0, 1, 1]), ValueError, "probs of shape"),
+    (lambda: fit_softmax_regression(np.zeros((3, 2)), [0, 1, 1], seed=-1), ValueError, "seed"),
+    (lambda: fit_softmax_regression(np.zeros((3, 2)), [0, 1, 1], seed=1.5), TypeError, "seed"),
+    (lambda: fit_softmax_regression(np.zeros((2, 2)), [0, 2 ** 62]), ValueError, "y has a label"),
+    (lambda: digits_split(seed=2 ** 40), ValueError, "seed"),
+    (lambda: digits_split(val_fraction=0.001), ValueError, "val_fraction"),
+    (lambda: auc_mann_whitney([], []), ValueError, "no examples"),
+    (lambda: sb.softmax([1.0, 2.0], temperature=np.longdouble("1e-4000")), ValueError,
+     "below the float64 range"),
+    (lambda: sb.cross_entropy(np.zeros((2, 0)), np.zeros((2, 0))), ValueError, "no classes"),
+])
+def test_review_errors_name_the_argument(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_merge_normalizers_of_extreme_maxima_is_quiet():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m, d = sb.merge_normalizers(1e308, 1.0, -1e308, 1.0)
+    assert m == 1e308 and d == 1.0
