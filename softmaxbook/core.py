@@ -339,7 +339,7 @@ def _softmax_kernel_t1(dtype):
     def kernel(x, o):
         r, K = x.shape
         if dtype != np.float64 and K > _NARROW_WHOLE:
-            (d,), _, _ = buffers((1, 2 * _CHUNK), 1)
+            (d,), _, _ = buffers((1, 4 * _CHUNK), 1)
             for xr, orow in zip(x, o):
                 _long_row_narrow(xr, orow, d[0])
         elif dtype != np.float64:
@@ -378,14 +378,16 @@ def _long_row_narrow(x, o, d):
     for start in range(0, len(x), chunk):
         xc = x[start:start + chunk]
         dc = d[:len(xc)]
-        np.subtract(xc, m, out=dc, dtype=np.float64)
+        dc[...] = xc                   # convert, then shift: faster than a mixed-type ufunc
+        dc -= m
         np.exp(dc, out=dc)
         total += float(np.sum(dc))
     inv = 1.0 / total
     for start in range(0, len(x), chunk):
         xc = x[start:start + chunk]
         dc = d[:len(xc)]
-        np.subtract(xc, m, out=dc, dtype=np.float64)
+        dc[...] = xc
+        dc -= m
         np.exp(dc, out=dc)
         np.multiply(dc, inv, out=o[start:start + chunk], casting="same_kind")
 

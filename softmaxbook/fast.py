@@ -19,7 +19,7 @@ __all__ = ["fast_softmax", "online_normalizer", "merge_normalizers", "online_sof
 
 #: Default block size of :func:`fast_softmax`: large enough that NumPy's per-call
 #: overhead is small, small enough to stay in the cache hierarchy (L2/L3).
-FAST_BLOCK_BYTES = 1024 * 1024
+FAST_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 def _result_dtype(dtype):
@@ -93,10 +93,18 @@ def _fast_rows(x, o):
     ok = _direct_ok(s, o.dtype.itemsize)
     if not ok.all():
         redo = np.flatnonzero(~ok[:, 0])
-        xr = x[redo]
-        orow = np.empty_like(xr, dtype=o.dtype)
-        _shifted_rows(xr, orow)
-        o[redo] = orow
+        breaks = np.flatnonzero(np.diff(redo) != 1) + 1
+        if len(breaks) < 4:
+            # a few runs of consecutive rows: redo them through views (no copies)
+            for run in np.split(redo, breaks):
+                rows = slice(run[0], run[-1] + 1)
+                _shifted_rows(x[rows], o[rows])
+        else:
+            # many scattered rows: gather them, so that the calls stay few
+            xr = x[redo]
+            orow = np.empty_like(xr, dtype=o.dtype)
+            _shifted_rows(xr, orow)
+            o[redo] = orow
         s[redo] = 1
     np.reciprocal(s, out=s)
     np.multiply(o, s, out=o)
