@@ -1,0 +1,64 @@
+"""Helpers for the autograded exercises: a student's answer may not call the book's own solution.
+
+An exercise such as "write a stable softmax" is meaningless if the answer may simply call
+:func:`softmaxbook.softmax`. The test cells run the student's function inside
+:func:`forbidden`, which replaces the named package functions (wherever the package and the
+notebook hold them) by stand-ins that fail with a message saying what is not allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+__all__ = ["forbidden"]
+
+
+@contextlib.contextmanager
+def forbidden(namespace, *names, exercise=""):
+    """Within the ``with`` block, calling any of ``names`` raises ``AssertionError``.
+
+    Parameters
+    ----------
+    namespace : dict
+        The notebook's globals (``globals()``): a name imported there is replaced too.
+    *names : str
+        Names of public functions of :mod:`softmaxbook` (``"softmax"``, ``"log_softmax"``, ...).
+    exercise : str, optional
+        The exercise label, for the message.
+
+    Examples
+    --------
+    >>> import softmaxbook
+    >>> from softmaxbook import softmax
+    >>> with forbidden(globals(), "softmax", exercise="ex-1-2"):
+    ...     softmax([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    AssertionError: ex-1-2: your answer calls softmaxbook's softmax; write it yourself
+    >>> float(softmax([0.0, 0.0])[0])        # restored afterwards
+    0.5
+    """
+    import softmaxbook
+
+    saved = []
+    for name in names:
+        original = getattr(softmaxbook, name)
+
+        def stand_in(*args, _name=name, **kwargs):
+            raise AssertionError(f"{exercise + ': ' if exercise else ''}your answer calls "
+                                 f"softmaxbook's {_name}; write it yourself")
+
+        holders = [m.__dict__ for n, m in list(sys.modules.items())
+                   if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))]
+        holders.append(namespace)
+        for d in holders:
+            for key, value in list(d.items()):
+                if value is original:
+                    saved.append((d, key, value))
+                    d[key] = stand_in
+    try:
+        yield
+    finally:
+        for d, key, value in reversed(saved):
+            d[key] = value
