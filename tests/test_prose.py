@@ -92,16 +92,7 @@ def test_the_scanner_finds_typed_results_and_passes_glue_and_definitions():
     assert sorted(offences(nb)) == ["0.659", "0.8417", "1797"]
 
 
-#: Chapters whose prose has not been converted to glue yet (issue 11, in progress). Strict:
-#: a chapter that passes must be taken off this list.
-PENDING = {
-           
-           "09_numerical_accuracy"}
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="prose not yet glued (issue 11)"))
-    if p.stem in PENDING else p for p in NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_hand_typed_numbers(path):
     nb = json.loads(path.read_text())
     allowed = Counter(n for prefix, n, _ in ALLOWED if path.name.startswith(prefix))
