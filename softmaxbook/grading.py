@@ -23,7 +23,9 @@ def forbidden(namespace, *names, exercise=""):
     namespace : dict
         The notebook's globals (``globals()``): a name imported there is replaced too.
     *names : str
-        Names of public functions of :mod:`softmaxbook` (``"softmax"``, ``"log_softmax"``, ...).
+        Names of public functions of :mod:`softmaxbook` or its modules (``"softmax"``,
+        ``"fit_temperature"``, ``"mp_softmax"``, ...). Every name bound to the same function,
+        in the package and in ``namespace`` (aliases included), is replaced.
     exercise : str, optional
         The exercise label, for the message.
 
@@ -39,18 +41,26 @@ def forbidden(namespace, *names, exercise=""):
     >>> float(softmax([0.0, 0.0])[0])        # restored afterwards
     0.5
     """
+    import importlib
+
     import softmaxbook
 
+    for module in ("reference", "calibration", "regression", "ranking", "datasets"):
+        importlib.import_module(f"softmaxbook.{module}")
+    modules = {n: m for n, m in sys.modules.items()
+               if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))}
     saved = []
     for name in names:
-        original = getattr(softmaxbook, name)
+        found = [getattr(m, name) for m in modules.values() if hasattr(m, name)]
+        if not found:
+            raise LookupError(f"softmaxbook has no function {name!r} to forbid")
+        original = found[0]
 
         def stand_in(*args, _name=name, **kwargs):
             raise AssertionError(f"{exercise + ': ' if exercise else ''}your answer calls "
                                  f"softmaxbook's {_name}; write it yourself")
 
-        holders = [m.__dict__ for n, m in list(sys.modules.items())
-                   if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))]
+        holders = [m.__dict__ for m in modules.values()]
         holders.append(namespace)
         for d in holders:
             for key, value in list(d.items()):
