@@ -7,6 +7,7 @@ notebook copies another's code.
 from .core import log_softmax, logsumexp, softmax
 from .fast import fast_softmax, merge_normalizers, online_normalizer, online_softmax
 from .jacobian import softmax_jacobian, softmax_jvp
+from .kernel import softmax_kernel
 from .losses import cross_entropy, cross_entropy_grad
 
 __version__ = "0.4.0"
@@ -23,5 +24,6 @@ __all__ = [
     "online_softmax",
     "online_normalizer",
     "merge_normalizers",
+    "softmax_kernel",
     "__version__",
 ]

@@ -176,6 +176,10 @@ FUNCTIONS = {
                                    "softmax", True, lambda d: None, 1),
     "online_softmax": (lambda z, axis: sb.online_softmax(z, axis=axis, block=2), "softmax", False,
                        lambda d: None, 1),
+    "softmax_kernel": (lambda z, axis: sb.softmax_kernel(z, axis=axis), "softmax", False,
+                       lambda d: None, 1),
+    "softmax_kernel(threads=2)": (lambda z, axis: sb.softmax_kernel(z, axis=axis, threads=2),
+                                  "softmax", False, lambda d: None, 1),
 }
 
 
@@ -187,7 +191,7 @@ def check_rows(name, z2, res2, dtype):
         work if work.kind == "f" else np.float64)
     eps_dtype = np.dtype(eps_dtype).newbyteorder("=")
     limit = limit_of(np.dtype(dtype)) if np.dtype(dtype).kind == "f" else limit_of(np.float64)
-    if name == "online_softmax":
+    if name == "online_softmax" or name.startswith("softmax_kernel"):
         limit = None
     exact = exact_rows(kind, z2, scale)
     for i, (row, ex) in enumerate(zip(z2, exact)):

@@ -1,23 +1,4 @@
-"""DRAFT for issue 12 (not part of the package, not imported by any test): a compiled softmax
-kernel (numba 0.68), with a vectorised exponential written for the book.
-
-Status when this draft was saved: correct (textbook accuracy, special values as softmax,
-float32/float64, runs of rows in parallel), and ``exp_poly`` (with FMA contraction) measured at
-0.77 ulp in float64 and float32 against mpmath over [-708, 0] and [-87, 0]; it runs at about
-0.48 ns per float64 entry in cache (NumPy's exp: 0.65) and 0.29 ns per float32 entry (0.39).
-Not yet fast enough end to end: about 2.1-3.2x the copy time on one thread and 1.4-3.1x on two
-(short rows of 256 float32 entries: 4.2x / 3.4x), against the issue's goals of 1.7x and 1.2x.
-What was learnt: numba's ``for v in row`` does not vectorise while ``for j in range(n)`` does;
-a select-based max reduction does not vectorise (NumPy's ``maximum.reduceat`` gives the row
-maxima, at the price of a separate pass); ``math.floor`` returns an int in numba (``np.floor``
-keeps the loop in floating point); ``fastmath={"contract"}`` (FMA) makes the polynomial both
-faster and more accurate; allocating scratch per row is costly on short rows (one run of rows
-per thread now); blocks of 2-8 MiB work best. Next: the max inside the kernel (an integer-key
-reduction, which vectorises), the sum fused into the exponential loop, less per-row overhead
-for short rows, the long-row split with the (m, d) merge; then the benchmark and chapter 10.
-Run with numba installed: ``pip install numba==0.68.1``.
-
-A compiled softmax kernel (numba), with a vectorised exponential written for the book.
+"""A compiled softmax kernel (numba), with a vectorised exponential written for the book.
 
 Chapter 10 shows why a NumPy softmax cannot reach the memory limit on a CPU: every NumPy
 call is one more pass, and `np.exp` alone costs about a copy. A compiled row kernel fuses the
@@ -28,8 +9,14 @@ LLVM turns into vector instructions:
 
 * range reduction ``x = n ln 2 + r`` with ``|r| <= ln(2)/2`` (Cody-Waite: ``ln 2`` split in a
   high part with trailing zeros and a low part, so ``n * ln2_hi`` is exact);
-* a Taylor polynomial for ``e^r`` (degree 13 in float64, 7 in float32), evaluated by Horner;
-* ``2^n`` built from its exponent bits.
+* a Taylor polynomial for ``e^r`` (degree 13 in float64, 7 in float32), evaluated by Horner
+  with fused multiply-adds;
+* ``2^n`` built from its exponent bits (a bit cast, free in a vector register).
+
+The row maximum is found through integer keys (for IEEE numbers, ``bits`` for non-negative and
+``bits ^ 0x7FF...F`` for negative numbers is increasing), because numba's floating-point max
+reduction does not vectorise while an integer one does; the sum of the exponentials is
+accumulated in the same loop that computes them.
 
 Its accuracy in ulps, measured against mpmath, is stated in :data:`EXP_ULP` and tested.
 Arguments below the normal range of ``2^n`` are handed to the scalar ``math.exp`` (rare in
@@ -47,23 +34,39 @@ import warnings
 
 import numpy as np
 
-from softmaxbook._rows import map_rows
-from softmaxbook._validation import check_axis, real_array_no_copy
-from softmaxbook.core import _QUIET, softmax
+from ._rows import map_rows
+from ._validation import check_axis, real_array_no_copy
+from .core import _QUIET, softmax
 
 __all__ = ["softmax_kernel", "exp_poly", "HAVE_NUMBA", "EXP_ULP"]
 
-#: Largest error of :func:`exp_poly` in ulps, measured against mpmath on the arguments a shifted
-#: softmax uses (``[-708, 0]`` float64, ``[-87, 0]`` float32); ``tests/test_kernel.py`` checks it.
-EXP_ULP = {"float64": 0.77, "float32": 0.77}
+#: Bound on the error of :func:`exp_poly` in ulps, from measurements against mpmath on the
+#: arguments a shifted softmax uses (``[-708, 0]`` float64, ``[-87, 0]`` float32: at most 0.77
+#: on 7000 points each); ``tests/test_kernel.py`` checks it.
+EXP_ULP = {"float64": 0.8, "float32": 0.8}
 
 try:  # pragma: no cover - the import itself is tested by whether HAVE_NUMBA is True
     import numba
-    from numba import njit, prange
+    from numba import njit, prange, types
+    from numba.extending import intrinsic
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     HAVE_NUMBA = False
+
+if HAVE_NUMBA:
+    @intrinsic
+    def _as_f64(typingctx, x):
+        """Reinterpret the bits of an int64 as a float64 (free in a vector register)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float64))
+        return types.float64(types.int64), codegen
+
+    @intrinsic
+    def _as_f32(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float32))
+        return types.float32(types.int32), codegen
 
 _LN2_HI = 6.93147180369123816490e-01     # ln 2 with its last 32 bits zero: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -75,10 +78,10 @@ _MIN_F64 = -708.0                            # 2^n normal for n >= -1022
 _MIN_F32 = np.float32(-87.0)                 # 2^n normal for n >= -126
 
 if HAVE_NUMBA:
-    @njit(cache=True, fastmath={"contract"})
-    def _exp_row_f64(row, m, out, bits):
-        """``out = exp(row - m)`` for ``row <= m`` (float64), vectorised; ``bits`` is scratch."""
-        scale = bits.view(np.float64)
+    @njit(cache=True, fastmath={"contract", "reassoc"})
+    def _exp_row_f64(row, m, out):
+        """``out = exp(row - m)`` for ``row <= m`` (float64), vectorised; returns
+        ``(sum of out, number of entries below the normal range of 2^n)``."""
         n_ = row.shape[0]
         low = 0
         for j in range(n_):
@@ -101,18 +104,15 @@ if HAVE_NUMBA:
             p = p * r + 0.5
             p = p * r + 1.0
             p = p * r + 1.0
-            out[j] = p
-            bits[j] = (np.int64(n) + 1023) << 52
-        for j in range(n_):
-            out[j] = out[j] * scale[j]
-        return low
+            out[j] = p * _as_f64((np.int64(n) + 1023) << 52)
+        return _tree_sum(out), low
 
-    @njit(cache=True, fastmath={"contract"})
-    def _exp_row_f32(row, m, out, bits):
+    @njit(cache=True, fastmath={"contract", "reassoc"})
+    def _exp_row_f32(row, m, out):
         """``out = exp(row - m)`` for ``row <= m`` (float32 arithmetic), vectorised."""
-        scale = bits.view(np.float32)
         n_ = row.shape[0]
         low = 0
+        acc = 0.0                                  # the sum in float64: rounding-free for float32
         for j in range(n_):
             x = row[j] - m
             low += 1 if x < _MIN_F32 else 0
@@ -128,91 +128,107 @@ if HAVE_NUMBA:
             p = p * r + np.float32(0.5)
             p = p * r + np.float32(1.0)
             p = p * r + np.float32(1.0)
-            out[j] = p
-            bits[j] = (np.int32(n) + 127) << 23
-        for j in range(n_):
-            out[j] = out[j] * scale[j]
-        return low
+            e = p * _as_f32((np.int32(n) + 127) << 23)
+            out[j] = e
+            acc += np.float64(e)
+        return acc, low
+
+    _MASK64 = np.int64(0x7FFFFFFFFFFFFFFF)
+    _MASK32 = np.int32(0x7FFFFFFF)
+
+    @njit(cache=True)
+    def _max_f64(row, one):
+        """The row maximum through integer keys (an integer max reduction vectorises).
+
+        For IEEE numbers the map ``bits -> bits if bits >= 0 else bits ^ 0x7FF...F`` is
+        increasing, so the largest key belongs to the largest number; a NaN with the sign bit
+        clear wins, which is what we want (the row becomes NaN).
+        """
+        b = row.view(np.int64)
+        hi = np.int64(-9223372036854775808)
+        for j in range(b.shape[0]):
+            v = b[j]
+            k = v if v >= 0 else v ^ _MASK64
+            hi = k if k > hi else hi
+        one[0] = hi if hi >= 0 else hi ^ _MASK64
+        return one.view(np.float64)[0]
+
+    @njit(cache=True)
+    def _max_f32(row, one):
+        b = row.view(np.int32)
+        hi = np.int32(-2147483648)
+        for j in range(b.shape[0]):
+            v = b[j]
+            k = v if v >= 0 else v ^ _MASK32
+            hi = k if k > hi else hi
+        one[0] = hi if hi >= 0 else hi ^ _MASK32
+        return one.view(np.float32)[0]
 
     @njit(cache=True, fastmath={"reassoc"})
-    def _nonfinite_probe(row):
-        """NaN if the row holds a NaN or an infinity, else 0 (vectorised: inf * 0 = NaN)."""
-        acc = row.dtype.type(0)
-        for j in range(row.shape[0]):
-            acc += row[j] * row.dtype.type(0)
-        return acc
-
-    @njit(cache=True, fastmath={"reassoc", "nnan", "ninf"})
-    def _max_min(row):
-        """The maximum and minimum of a row known to be finite."""
-        hi = row[0]
-        lo = row[0]
-        for j in range(1, row.shape[0]):
-            v = row[j]
-            hi = v if v > hi else hi
-            lo = v if v < lo else lo
-        return hi, lo
-
-    @njit(cache=True, fastmath={"reassoc"})
-    def _sum(row):
-        acc = row.dtype.type(0)
-        for j in range(row.shape[0]):
+    def _block_sum(row, start, stop):
+        acc = 0.0
+        for j in range(start, stop):
             acc += row[j]
         return acc
 
     @njit(cache=True)
-    def _special_row(row, out):
-        """A row with NaN or inf: NaN if any NaN, a +inf, or only -inf; else -inf entries get 0."""
-        m = -np.inf
-        for j in range(row.shape[0]):
-            v = row[j]
-            if v != v:
-                out[:] = np.nan
-                return
-            if v > m:
-                m = v
-        if not (m < np.inf and m > -np.inf):
-            out[:] = np.nan
-            return
-        s = 0.0
-        for j in range(row.shape[0]):
-            e = math.exp(row[j] - m)
-            out[j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(row.shape[0]):
-            out[j] = out[j] * inv
+    def _tree_sum(row):
+        """Sum of blocks of 256 (vectorised), then of the block sums pairwise: an error
+        of about (8 + log2(K / 256)) roundings, like NumPy's pairwise sum."""
+        n = row.shape[0]
+        nb = (n + 255) // 256
+        part = np.empty(nb)
+        for b in range(nb):
+            part[b] = _block_sum(row, b * 256, min(n, (b + 1) * 256))
+        while nb > 1:
+            half = nb // 2
+            for b in range(half):
+                part[b] = part[2 * b] + part[2 * b + 1]
+            if nb % 2:
+                part[half] = part[nb - 1]
+                nb = half + 1
+            else:
+                nb = half
+        return part[0]
 
-    def _make_rows(exp_row, bits_dtype):
+    @njit(cache=True, fastmath={"reassoc"})
+    def _sum64(row):
+        """Sum of a float32 row, accumulated in float64."""
+        acc = 0.0
+        for j in range(row.shape[0]):
+            acc += np.float64(row[j])
+        return acc
+
+    def _make_rows(exp_row, max_row, sum_row, bits_dtype):
         @njit(parallel=True)
-        def rows(x, maxima, out, floor, nchunks):
+        def rows(x, out, floor, nchunks):
             n, K = x.shape
             per = (n + nchunks - 1) // nchunks
             for c in prange(nchunks):                    # one contiguous run of rows per thread
-                bits = np.empty(K, bits_dtype)           # scratch allocated once per run
+                one = np.empty(1, bits_dtype)            # scratch, allocated once per run
                 for i in range(c * per, min(n, (c + 1) * per)):
                     row = x[i]
                     o = out[i]
-                    m = maxima[i]
+                    m = max_row(row, one)
                     if not (m < np.inf and m > -np.inf):     # NaN, +inf, or only -inf: NaN
                         for j in range(K):
                             o[j] = np.nan
                         continue
                     # the textbook shift, row - m, inside the exponential's loop
-                    low = exp_row(row, m, o, bits)
+                    s, low = exp_row(row, m, o)
                     if low > 0:                              # entries below 2^n's normal range
                         for j in range(K):
                             dj = row[j] - m
                             if dj < floor:
                                 o[j] = math.exp(dj)
-                    s = _sum(o)
+                        s = sum_row(o)
                     inv = o.dtype.type(1) / s
                     for j in range(K):
                         o[j] = o[j] * inv
         return rows
 
-    _ROWS = {np.dtype(np.float64): _make_rows(_exp_row_f64, np.int64),
-             np.dtype(np.float32): _make_rows(_exp_row_f32, np.int32)}
+    _ROWS = {np.dtype(np.float64): _make_rows(_exp_row_f64, _max_f64, _tree_sum, np.int64),
+             np.dtype(np.float32): _make_rows(_exp_row_f32, _max_f32, _sum64, np.int32)}
 
 
 def exp_poly(x):
@@ -236,10 +252,10 @@ def exp_poly(x):
         return np.exp(x)
     out = np.empty_like(x)
     if x.dtype == np.float64:
-        _exp_row_f64(x, 0.0, out, np.empty(len(x), np.int64))
+        _exp_row_f64(x, 0.0, out)
         floor = _MIN_F64
     else:
-        _exp_row_f32(x, np.float32(0), out, np.empty(len(x), np.int32))
+        _exp_row_f32(x, np.float32(0), out)
         floor = _MIN_F32
     low = x < floor
     out[low] = np.exp(x[low])
@@ -247,13 +263,9 @@ def exp_poly(x):
 
 
 _warned = False
+
+#: Bytes per block of rows handed to the compiled kernel (2-8 MiB measured best).
 _BLOCK_BYTES = 4 * 1024 * 1024
-
-
-def _row_maxima(x):
-    """Row maxima with NumPy's vectorised reduction (NaN propagates)."""
-    r, K = x.shape
-    return np.maximum.reduceat(x.reshape(-1), np.arange(0, r * K, K))
 
 
 def softmax_kernel(z, axis=-1, out=None, threads=1):
@@ -302,7 +314,7 @@ def softmax_kernel(z, axis=-1, out=None, threads=1):
     True
     """
     global _warned
-    from softmaxbook.fast import _check_out, _same_memory, fast_softmax
+    from .fast import _check_out, _same_memory, fast_softmax
 
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
@@ -337,10 +349,10 @@ def softmax_kernel(z, axis=-1, out=None, threads=1):
             x = x.astype(work)       # (in place, the fix-up pass must still see the logits)
         if o.dtype != work or not o.flags.c_contiguous:
             tmp = np.empty(x.shape, work)
-            _ROWS[work](x, _row_maxima(x), tmp, floor, nchunks)
+            _ROWS[work](x, tmp, floor, nchunks)
             o[...] = tmp
         else:
-            _ROWS[work](x, _row_maxima(x), o, floor, nchunks)
+            _ROWS[work](x, o, floor, nchunks)
 
     previous = numba.get_num_threads()
     numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))

@@ -1,0 +1,82 @@
+"""The compiled softmax kernel (numba): its exponential in ulps, values, threads, fallback."""
+
+import mpmath
+import numpy as np
+import pytest
+
+import softmaxbook as sb
+from softmaxbook import kernel
+from softmaxbook.kernel import EXP_ULP, HAVE_NUMBA, exp_poly, softmax_kernel
+
+pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+
+
+@pytest.mark.parametrize("dtype, low", [(np.float64, -708.0), (np.float32, -87.0)])
+def test_exp_poly_error_in_ulps(dtype, low):
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.linspace(low, 0, 1501), rng.uniform(low, 0, 1500),
+                        -rng.uniform(0, 1, 500), [0.0, -1e-300, -np.log(2), low]]).astype(dtype)
+    got = exp_poly(x)
+    with mpmath.workdps(40):
+        worst = max(float(abs(mpmath.mpf(float(g)) - mpmath.exp(mpmath.mpf(float(v))))
+                          / mpmath.mpf(float(np.spacing(g)))) for g, v in zip(got, x))
+    assert worst <= EXP_ULP[np.dtype(dtype).name], worst
+    # below the normal range of 2^n the scalar exp takes over, down to 0
+    tiny = np.array([low - 10.0, -745.0 if dtype == np.float64 else -103.0, -1e4], dtype=dtype)
+    np.testing.assert_array_equal(exp_poly(tiny), np.exp(tiny))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 5), (300, 257), (3, 40_000)])
+def test_kernel_matches_the_accurate_softmax(dtype, shape):
+    z = np.random.default_rng(1).normal(0, 6, shape).astype(dtype)
+    ref = sb.softmax(z.astype(np.float64))
+    got = softmax_kernel(z)
+    assert got.dtype == dtype
+    eps = np.finfo(dtype).eps
+    spread = np.abs(z - z.max(axis=-1, keepdims=True)).astype(np.float64)
+    # the textbook bound: |z - max| eps from the exponent's rounding, plus a few eps
+    assert np.all(np.abs(got - ref) <= (spread + 8) * eps * ref + np.finfo(dtype).tiny)
+
+
+def test_threads_give_the_same_bits_and_rows_are_independent():
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 3, (64, 300))
+    z[5] += 1e4
+    z[6, 3] = np.nan
+    z[7, 2] = np.inf
+    z[8] = -np.inf
+    z[9, ::2] = -np.inf
+    z[10, 0] = -800.0
+    one = softmax_kernel(z)
+    two = softmax_kernel(z, threads=2)
+    np.testing.assert_array_equal(one, two)
+    for i in range(12):
+        np.testing.assert_array_equal(softmax_kernel(z[i:i + 1])[0], one[i])
+    assert np.all(np.isnan(one[6:9]))
+    np.testing.assert_allclose(one[9], sb.softmax(z[9]), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(one[10], sb.softmax(z[10]), rtol=1e-13, atol=1e-300)
+
+
+def test_out_aliasing_dtypes_and_errors():
+    z = np.random.default_rng(3).normal(size=(6, 9))
+    expected = softmax_kernel(z)
+    w = z.copy()
+    assert softmax_kernel(w, out=w) is w
+    np.testing.assert_array_equal(w, expected)
+    assert softmax_kernel(z.astype(np.float16)).dtype == np.float16
+    assert softmax_kernel(z.astype(np.longdouble)).dtype == np.longdouble
+    assert softmax_kernel(z.astype(">f8")).dtype == np.dtype(">f8")
+    assert softmax_kernel(np.arange(6).reshape(2, 3)).dtype == np.float64
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            softmax_kernel(z, threads=bad)
+
+
+def test_fallback_without_numba(monkeypatch):
+    monkeypatch.setattr(kernel, "HAVE_NUMBA", False)
+    monkeypatch.setattr(kernel, "_warned", False)
+    z = np.random.default_rng(4).normal(size=(3, 5))
+    with pytest.warns(UserWarning, match="numba is not available"):
+        got = softmax_kernel(z)
+    np.testing.assert_allclose(got, sb.softmax(z), rtol=1e-12)
