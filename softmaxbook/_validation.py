@@ -129,6 +129,25 @@ def check_temperature(temperature):
     return t
 
 
+def sum_to_one_tolerance(dtype, k):
+    """How far from 1 the sum of ``k`` probabilities stored in ``dtype`` may be.
+
+    Rounding each probability to ``dtype`` moves the sum by at most one unit
+    roundoff (relative errors of normal numbers add up to ``u * sum = u``),
+    plus half the smallest subnormal for each entry that underflows; a
+    softmax from another library may also sum in ``dtype`` itself, pairwise,
+    which adds about ``log2(k)`` roundoffs. The tolerance allows four eps for
+    each of those ``1 + log2(k)`` steps and never less than ``1e-6``:
+    ``1e-6`` for float64, about ``5e-6`` for float32 with ``k = 1000`` and
+    ``0.04`` for float16, where a row of float16 probabilities that sums to
+    1.1 is therefore still refused.
+    """
+    info = np.finfo(dtype)
+    steps = 1.0 + np.log2(max(int(k), 1))
+    return (max(1e-6, 4.0 * float(info.eps) * steps)
+            + int(k) * float(info.smallest_subnormal))
+
+
 def check_labels(labels, logits_shape, logits_name="logits", name="labels"):
     """Validate integer class labels for logits of shape ``(..., K)``.
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, check_finite, check_labels, check_number
+from ._validation import (as_real_array, check_finite, check_labels, check_number,
+                          sum_to_one_tolerance)
 from .losses import cross_entropy
 
 __all__ = ["reliability_bins", "expected_calibration_error", "fit_temperature"]
@@ -23,7 +24,7 @@ def _probs_and_labels(probs, labels):
     if p.size and (np.any(~np.isfinite(p)) or p.min() < 0 or p.max() > 1):
         raise ValueError("probs must be finite probabilities in [0, 1]")
     # Rows of a float16 or float32 softmax sum to 1 only to within their rounding.
-    tol = 1e-6 + 4 * p.shape[1] * float(np.finfo(p.dtype).eps)
+    tol = sum_to_one_tolerance(p.dtype, p.shape[1])
     if p.size and not np.all(np.abs(p.sum(axis=1, dtype=np.float64) - 1) <= tol):
         raise ValueError("each row of probs must sum to 1 (pass softmax outputs, not logits)")
     if p.shape[1] == 0:

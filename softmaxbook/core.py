@@ -201,7 +201,9 @@ def softmax(z, axis=-1, temperature=1.0):
         The axis along which the outputs sum to one (default: the last).
     temperature : positive float, optional
         Divide the logits by ``temperature`` first. ``T > 1`` flattens the
-        distribution, ``T < 1`` sharpens it.
+        distribution, ``T < 1`` sharpens it. It is taken as a float64 (a
+        longdouble temperature is rounded to the nearest float64, and one
+        outside the float64 range is refused).
 
     Returns
     -------

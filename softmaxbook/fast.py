@@ -357,7 +357,8 @@ def online_normalizer(z, axis=-1, block=1024):
     Returns
     -------
     (numpy.ndarray, numpy.ndarray)
-        ``m`` and ``d``, float64, with the reduced axis kept (length 1).
+        ``m`` and ``d``, with the reduced axis kept (length 1): float64, or
+        longdouble for longdouble logits.
 
     Raises
     ------

@@ -45,13 +45,16 @@ def forbidden(namespace, *names, exercise=""):
 
     import softmaxbook
 
-    for module in ("reference", "calibration", "regression", "ranking", "datasets"):
+    for module in ("reference", "calibration", "regression", "ranking", "datasets",
+                   "plotting", "glue", "kernel"):
         importlib.import_module(f"softmaxbook.{module}")
     modules = {n: m for n, m in sys.modules.items()
                if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))}
     saved = []
     for name in names:
-        found = [getattr(m, name) for m in modules.values() if hasattr(m, name)]
+        # callables only: "glue" names the function glue, not the submodule
+        found = [getattr(m, name) for m in modules.values()
+                 if callable(getattr(m, name, None))]
         if not found:
             raise LookupError(f"softmaxbook has no function {name!r} to forbid")
         original = found[0]

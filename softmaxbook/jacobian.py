@@ -162,6 +162,15 @@ def softmax_jvp(z, v):
         return np.empty(shape, dtype=dtype)
     with np.errstate(**_QUIET):
         s, _ = _probs_and_complements(a)
-        vw = b.astype(s.dtype)
-        out = s * (vw - np.sum(s * vw, axis=-1, keepdims=True))
+        s = np.broadcast_to(s, shape)
+        vw = np.broadcast_to(b.astype(s.dtype), shape)
+        # <s, v> = v_t - D with t the largest probability and
+        # D = sum_{j != t} s_j (v_t - v_j): the difference v_i - <s, v> is
+        # then formed without cancelling against a rounded <s, v>, so the
+        # entry of a dominant class keeps its relative accuracy.
+        t = np.argmax(s, axis=-1)[..., None]
+        v_t = np.take_along_axis(vw, t, axis=-1)
+        gap = v_t - vw
+        d = np.sum(s * gap, axis=-1, keepdims=True)
+        out = s * (d - gap)
         return out.astype(dtype, copy=False)

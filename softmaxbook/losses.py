@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_real_array, check_labels, real_array_and_dtype
+from ._validation import (as_real_array, check_labels, real_array_and_dtype,
+                          sum_to_one_tolerance)
 from .core import _QUIET, _exp_parts, _log_softmax_work
 from .jacobian import _probs_and_complements
 
@@ -56,7 +57,7 @@ def _soft_targets(labels, shape):
         raise ValueError("probability targets (floating labels of the logits' shape) must be "
                          "finite and non-negative")
     K = shape[-1]
-    tol = 1e-6 + 4 * K * float(np.finfo(t.dtype).eps)
+    tol = sum_to_one_tolerance(t.dtype, K)
     sums = np.sum(t, axis=-1, dtype=np.float64)
     if np.any(np.abs(sums - 1) > tol):
         pos = tuple(int(i) for i in np.argwhere(np.abs(sums - 1) > tol)[0])

@@ -51,6 +51,9 @@ def auc_mann_whitney(scores, positive):
     from scipy.stats import rankdata
 
     s = as_real_array(scores, name="scores")
+    raw = np.asarray(scores)
+    if raw.dtype.kind in "iu":
+        s = raw   # rank integers as they are: float64 would tie 2**53 and 2**53 + 1
     pos = np.asarray(positive)
     if s.ndim != 1 or pos.shape != s.shape:
         raise ValueError(f"scores and positive must be 1-d of the same length, got {s.shape} and {pos.shape}")
@@ -58,11 +61,12 @@ def auc_mann_whitney(scores, positive):
         raise ValueError("there are no examples (scores and positive are empty)")
     if np.any(np.isnan(s)):
         raise ValueError("scores contain NaN, which has no place in a ranking")
-    if pos.dtype.kind not in "biu" or not np.all((pos == 0) | (pos == 1)):
+    if pos.dtype.kind not in "biuf" or not np.all((pos == 0) | (pos == 1)):
         raise ValueError("positive must hold booleans or 0/1")
     pos = pos.astype(bool)
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"need both classes, got {n_pos} positives and {n_neg} negatives")
-    ranks = rankdata(s.astype(np.float64) if s.dtype != np.longdouble else s)
+    ranks = rankdata(s if s.dtype.kind in "iu" or s.dtype == np.longdouble
+                     else s.astype(np.float64))
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -874,3 +874,44 @@ def test_merge_normalizers_of_extreme_maxima_is_quiet():
         warnings.simplefilter("error")
         m, d = sb.merge_normalizers(1e308, 1.0, -1e308, 1.0)
     assert m == 1e308 and d == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("k", [2, 1000, 100_000])
+def test_sum_to_one_tolerance_accepts_softmax_rows_and_refuses_a_tenth_off(dtype, k):
+    """Probability targets and calibration inputs: a softmax row in any
+    dtype passes; a row summing to 1.1 (or 0.9) is refused. The former rule
+    1e-6 + 4 K eps let float16 rows summing to anything up to 4 through."""
+    from softmaxbook.calibration import reliability_bins
+
+    rng = np.random.default_rng(k)
+    z = (rng.normal(size=(4, k)) * np.array([[0.1], [3.0], [30.0], [300.0]])).astype(dtype)
+    p = sb.softmax(z)
+    labels = np.zeros(4, dtype=int)
+    assert np.isfinite(sb.cross_entropy(z, p))
+    reliability_bins(p, labels)
+    for factor in (1.1, 0.9):
+        bad = (p.astype(np.float64) * factor).astype(dtype)
+        with pytest.raises(ValueError, match="sum to 1"):
+            sb.cross_entropy(z, bad)
+        if factor < 1:
+            with pytest.raises(ValueError, match="sum to 1"):
+                reliability_bins(bad, labels)
+
+
+def test_auc_ranks_large_integers_exactly_and_takes_float_labels():
+    """2**53 and 2**53 + 1 are equal as float64; as integers they are not,
+    and the AUC must see the order (1.0, not the 0.5 of a tie)."""
+    from sklearn.metrics import roc_auc_score
+
+    for s in (np.array([2**53, 2**53 + 1], dtype=np.int64),
+              np.array([2**64 - 2, 2**64 - 1], dtype=np.uint64)):
+        assert auc_mann_whitney(s, [0, 1]) == 1.0
+        assert auc_mann_whitney(s, [1, 0]) == 0.0
+    rng = np.random.default_rng(7)
+    s = rng.integers(-5, 5, size=200) + 2**60
+    y = rng.integers(0, 2, size=200)
+    assert auc_mann_whitney(s, y) == pytest.approx(roc_auc_score(y, s - 2**60), rel=1e-14)
+    assert auc_mann_whitney([0.2, 0.7], np.array([0.0, 1.0])) == 1.0
+    with pytest.raises(ValueError, match="booleans or 0/1"):
+        auc_mann_whitney([0.2, 0.7], [0.0, 0.5])

@@ -114,6 +114,37 @@ def test_jvp_broadcasts_one_vector_over_a_batch_and_kills_the_ones_direction():
     np.testing.assert_allclose(softmax_jvp(z, np.ones(3)), 0, atol=1e-16)
 
 
+def test_jvp_keeps_relative_accuracy_at_a_dominant_class():
+    """Every entry of J v within a few eps of its scale s_i (|v_i - v_t| + D),
+    t the top class, measured against mpmath at 50 digits: the form
+    s * (v - <s, v>) lost the top entry (2e-22 came out as 0) by cancelling
+    v_t against a rounded <s, v> close to it."""
+    import mpmath as mp
+
+    mp.mp.dps = 50
+    rng = np.random.default_rng(12)
+    for k in (2, 3, 7):
+        for gap in (5.0, 30.0, 50.0, 700.0):
+            z = -gap * rng.uniform(0.5, 1.5, size=k)
+            z[rng.integers(k)] = 0.0
+            v = rng.normal(size=k)
+            out = softmax_jvp(z, v)
+            e = [mp.exp(mp.mpf(x)) for x in z]
+            s = [x / mp.fsum(e) for x in e]
+            # (J v)_i = s_i sum_j s_j (v_i - v_j), exact differences
+            exact = np.array([float(s[i] * mp.fsum(
+                s[j] * (mp.mpf(v[i]) - mp.mpf(v[j])) for j in range(k)))
+                for i in range(k)])
+            t = int(np.argmax(z))
+            p = np.array([float(x) for x in s])
+            scale = p * (np.abs(v - v[t]) + np.sum(p * np.abs(v - v[t])))
+            assert np.all(np.abs(out - exact) <= 8 * np.finfo(float).eps
+                          * scale + 1e-300), (k, gap, out, exact)
+    np.testing.assert_allclose(softmax_jvp([50.0, 0.0], [1.0, 0.0]),
+                               [1.9287498479639178e-22,
+                                -1.9287498479639178e-22], rtol=1e-14)
+
+
 def test_jvp_bad_input():
     with pytest.raises(ValueError, match="length K = 3"):
         softmax_jvp([1.0, 2.0, 3.0], [1.0, 2.0])

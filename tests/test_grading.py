@@ -38,3 +38,24 @@ def test_calling_the_package_fails_the_test(notebook, grade_id, name, cheat):
     with forbidden(namespace, "softmax"):
         pass
     assert namespace["softmax"] is softmaxbook.softmax
+
+
+def test_forbidden_names_the_function_not_a_submodule_of_the_same_name():
+    """softmaxbook.glue is both a submodule and a function in it: the
+    function is what a notebook calls, so that is what must be replaced."""
+    from softmaxbook.glue import glue
+    from softmaxbook.grading import forbidden
+
+    namespace = {"glue": glue}
+    with forbidden(namespace, "glue", exercise="ex-x"):
+        with pytest.raises(AssertionError, match="ex-x: your answer calls"):
+            namespace["glue"]("x", 1.0)
+    assert namespace["glue"] is glue
+
+
+def test_forbidden_rejects_an_unknown_name():
+    from softmaxbook.grading import forbidden
+
+    with pytest.raises(LookupError, match="no function 'nonesuch'"):
+        with forbidden({}, "nonesuch"):
+            pass
