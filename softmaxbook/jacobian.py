@@ -113,7 +113,11 @@ def softmax_jvp(z, v):
     .. math:: \mathbf J \mathbf v = \mathbf s \odot (\mathbf v - \langle \mathbf s, \mathbf v \rangle \mathbf 1)
 
     Because ``J`` is symmetric this is also the vector-Jacobian product
-    ``v^T J`` used by backpropagation.
+    ``v^T J`` used by backpropagation. It is evaluated as
+    ``s_i (v_i - v_t + D)`` with ``t`` the most probable class and
+    ``D = sum_{j != t} s_j (v_t - v_j)`` (equal to ``v_t - <s, v>``), so no
+    entry cancels against a rounded ``<s, v>``: each keeps its accuracy
+    relative to ``s_i (|v_i - v_t| + D)``, also at a dominant class.
 
     Parameters
     ----------
