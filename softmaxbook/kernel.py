@@ -77,158 +77,253 @@ _INV_LN2_F = np.float32(1.4426950408889634)
 _MIN_F64 = -708.0                            # 2^n normal for n >= -1022
 _MIN_F32 = np.float32(-87.0)                 # 2^n normal for n >= -126
 
-if HAVE_NUMBA:
-    @njit(cache=True, fastmath={"contract", "reassoc"})
-    def _exp_row_f64(row, m, out):
-        """``out = exp(row - m)`` for ``row <= m`` (float64), vectorised; returns
-        ``(sum of out, number of entries below the normal range of 2^n)``."""
-        n_ = row.shape[0]
-        low = 0
-        for j in range(n_):
-            x = row[j] - m
-            low += 1 if x < _MIN_F64 else 0
-            x = x if x > _MIN_F64 else _MIN_F64
-            n = np.floor(x * _INV_LN2 + 0.5)
-            r = (x - n * _LN2_HI) - n * _LN2_LO
-            p = 1.0 / 6227020800.0
-            p = p * r + 1.0 / 479001600.0
-            p = p * r + 1.0 / 39916800.0
-            p = p * r + 1.0 / 3628800.0
-            p = p * r + 1.0 / 362880.0
-            p = p * r + 1.0 / 40320.0
-            p = p * r + 1.0 / 5040.0
-            p = p * r + 1.0 / 720.0
-            p = p * r + 1.0 / 120.0
-            p = p * r + 1.0 / 24.0
-            p = p * r + 1.0 / 6.0
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
-            out[j] = p * _as_f64((np.int64(n) + 1023) << 52)
-        return _tree_sum(out), low
+_FM = {"contract", "reassoc"}      # fused multiply-adds; sums may be reordered (vectorised)
+_MASK64 = np.int64(0x7FFFFFFFFFFFFFFF)
+_MASK32 = np.int32(0x7FFFFFFF)
 
-    @njit(cache=True, fastmath={"contract", "reassoc"})
-    def _exp_row_f32(row, m, out):
-        """``out = exp(row - m)`` for ``row <= m`` (float32 arithmetic), vectorised."""
-        n_ = row.shape[0]
-        low = 0
-        acc = 0.0                                  # the sum in float64: rounding-free for float32
-        for j in range(n_):
-            x = row[j] - m
-            low += 1 if x < _MIN_F32 else 0
-            x = x if x > _MIN_F32 else _MIN_F32
-            n = np.floor(x * _INV_LN2_F + np.float32(0.5))
-            r = (x - n * _LN2_HI_F) - n * _LN2_LO_F
-            p = np.float32(1.0 / 40320.0)
-            p = p * r + np.float32(1.0 / 5040.0)
-            p = p * r + np.float32(1.0 / 720.0)
-            p = p * r + np.float32(1.0 / 120.0)
-            p = p * r + np.float32(1.0 / 24.0)
-            p = p * r + np.float32(1.0 / 6.0)
-            p = p * r + np.float32(0.5)
-            p = p * r + np.float32(1.0)
-            p = p * r + np.float32(1.0)
-            e = p * _as_f32((np.int32(n) + 127) << 23)
-            out[j] = e
-            acc += np.float64(e)
+#: Entries per block of the partial sums (each block summed in vector lanes; the block sums
+#: added pairwise), and per chunk of a long row (the chunk stays in the L1/L2 cache between
+#: its maximum and its exponentials).
+_SUM_BLOCK = 256
+_CHUNK = 4096
+
+if HAVE_NUMBA:
+    # ---- the exponential, fused with its sum ------------------------------------------------
+    # ``clamp`` chooses the variant for rows whose smallest entry lies below the normal range
+    # of 2^n: arguments are clamped there (and counted); the caller redoes them exactly.
+
+    @njit(cache=True, fastmath=_FM)
+    def _expsum_f64(row, o, m, start, stop, clamp):
+        acc = 0.0
+        low = 0.0
+        if clamp:
+            for j in range(np.uint64(start), np.uint64(stop)):
+                x = row[j] - m
+                low += 1.0 if x < _MIN_F64 else 0.0
+                x = x if x > _MIN_F64 else _MIN_F64
+                e = _exp_f64(x)
+                o[j] = e
+                acc += e
+        else:
+            for j in range(np.uint64(start), np.uint64(stop)):
+                e = _exp_f64(row[j] - m)
+                o[j] = e
+                acc += e
         return acc, low
 
-    _MASK64 = np.int64(0x7FFFFFFFFFFFFFFF)
-    _MASK32 = np.int32(0x7FFFFFFF)
+    @njit(cache=True, fastmath=_FM)
+    def _expsum_f32(row, o, m, start, stop, clamp):
+        acc = np.float32(0)                    # at most _SUM_BLOCK terms: blocks add in float64
+        low = np.float32(0)
+        if clamp:
+            for j in range(np.uint64(start), np.uint64(stop)):
+                x = row[j] - m
+                low += np.float32(1) if x < _MIN_F32 else np.float32(0)
+                x = x if x > _MIN_F32 else _MIN_F32
+                e = _exp_f32(x)
+                o[j] = e
+                acc += e
+        else:
+            for j in range(np.uint64(start), np.uint64(stop)):
+                e = _exp_f32(row[j] - m)
+                o[j] = e
+                acc += e
+        return np.float64(acc), np.float64(low)
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _exp_f64(x):
+        """e^x for ``_MIN_F64 <= x <= 0``: x = n ln 2 + r, Taylor degree 13 in r, 2^n by bits."""
+        n = np.floor(x * _INV_LN2 + 0.5)
+        r = (x - n * _LN2_HI) - n * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        return p * _as_f64((np.int64(n) + 1023) << 52)
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _exp_f32(x):
+        """e^x for ``_MIN_F32 <= x <= 0`` in float32 arithmetic (Taylor degree 7)."""
+        n = np.floor(x * _INV_LN2_F + np.float32(0.5))
+        r = (x - n * _LN2_HI_F) - n * _LN2_LO_F
+        p = np.float32(1.0 / 40320.0)
+        p = p * r + np.float32(1.0 / 5040.0)
+        p = p * r + np.float32(1.0 / 720.0)
+        p = p * r + np.float32(1.0 / 120.0)
+        p = p * r + np.float32(1.0 / 24.0)
+        p = p * r + np.float32(1.0 / 6.0)
+        p = p * r + np.float32(0.5)
+        p = p * r + np.float32(1.0)
+        p = p * r + np.float32(1.0)
+        return p * _as_f32((np.int32(n) + np.int32(127)) << np.int32(23))
+
+    @njit(cache=True, fastmath=_FM)
+    def _expsum_libm(row, o, m, start, stop, clamp):
+        """The same with the C library's scalar exp (for the chapter's ablation)."""
+        acc = 0.0
+        for j in range(np.uint64(start), np.uint64(stop)):
+            e = math.exp(row[j] - m)
+            o[j] = e
+            acc += e
+        return acc, 0.0
+
+    # ---- maximum and minimum through integer keys --------------------------------------------
+    # For IEEE numbers ``bits if bits >= 0 else bits ^ 0x7FF...F`` is increasing, and an
+    # integer max/min reduction vectorises where numba's floating-point one does not. A NaN
+    # with the sign bit clear has the largest key, one with it set the smallest.
 
     @njit(cache=True)
-    def _max_f64(row, one):
-        """The row maximum through integer keys (an integer max reduction vectorises).
-
-        For IEEE numbers the map ``bits -> bits if bits >= 0 else bits ^ 0x7FF...F`` is
-        increasing, so the largest key belongs to the largest number; a NaN with the sign bit
-        clear wins, which is what we want (the row becomes NaN).
-        """
-        b = row.view(np.int64)
+    def _keys_f64(b, start, stop):
         hi = np.int64(-9223372036854775808)
-        for j in range(b.shape[0]):
+        lo = np.int64(9223372036854775807)
+        for j in range(np.uint64(start), np.uint64(stop)):
             v = b[j]
             k = v if v >= 0 else v ^ _MASK64
             hi = k if k > hi else hi
-        one[0] = hi if hi >= 0 else hi ^ _MASK64
-        return one.view(np.float64)[0]
+            lo = k if k < lo else lo
+        return hi, lo
 
     @njit(cache=True)
-    def _max_f32(row, one):
-        b = row.view(np.int32)
+    def _keys_f32(b, start, stop):
         hi = np.int32(-2147483648)
-        for j in range(b.shape[0]):
+        lo = np.int32(2147483647)
+        for j in range(np.uint64(start), np.uint64(stop)):
             v = b[j]
-            k = v if v >= 0 else v ^ _MASK32
+            k = v if v >= 0 else np.int32(v ^ _MASK32)    # (numba widens int32 ops)
             hi = k if k > hi else hi
-        one[0] = hi if hi >= 0 else hi ^ _MASK32
-        return one.view(np.float32)[0]
+            lo = k if k < lo else lo
+        return hi, lo
 
-    @njit(cache=True, fastmath={"reassoc"})
-    def _block_sum(row, start, stop):
-        acc = 0.0
-        for j in range(start, stop):
-            acc += row[j]
-        return acc
+    @njit(cache=True, fastmath=_FM)
+    def _scale(o, f, start, stop):
+        for j in range(np.uint64(start), np.uint64(stop)):
+            o[j] = o[j] * f
+
+    @njit(cache=True, fastmath=_FM)
+    def _divide(o, s, start, stop):
+        for j in range(np.uint64(start), np.uint64(stop)):
+            o[j] = o[j] / s
 
     @njit(cache=True)
-    def _tree_sum(row):
-        """Sum of blocks of 256 (vectorised), then of the block sums pairwise: an error
-        of about (8 + log2(K / 256)) roundings, like NumPy's pairwise sum."""
-        n = row.shape[0]
-        nb = (n + 255) // 256
-        part = np.empty(nb)
-        for b in range(nb):
-            part[b] = _block_sum(row, b * 256, min(n, (b + 1) * 256))
-        while nb > 1:
-            half = nb // 2
+    def _pairwise(part, n):
+        """Sum of ``part[:n]`` pairwise (overwrites it): log2(n) roundings."""
+        while n > 1:
+            half = n // 2
             for b in range(half):
                 part[b] = part[2 * b] + part[2 * b + 1]
-            if nb % 2:
-                part[half] = part[nb - 1]
-                nb = half + 1
+            if n % 2:
+                part[half] = part[n - 1]
+                n = half + 1
             else:
-                nb = half
-        return part[0]
+                n = half
+        return part[0] if n == 1 else 0.0
 
-    @njit(cache=True, fastmath={"reassoc"})
-    def _sum64(row):
-        """Sum of a float32 row, accumulated in float64."""
-        acc = 0.0
-        for j in range(row.shape[0]):
-            acc += np.float64(row[j])
-        return acc
+    def _make_rows(expsum, keys, ftype, itype, mask, floor):
+        """The row kernel for one dtype (``ftype``, with integer keys of ``itype``)."""
+        bitcast = _as_f64 if ftype is np.float64 else _as_f32
 
-    def _make_rows(exp_row, max_row, sum_row, bits_dtype):
-        @njit(parallel=True)
-        def rows(x, out, floor, nchunks):
+        @njit(cache=True, inline="always")
+        def value(k, one):
+            return bitcast(itype(k if k >= 0 else k ^ mask))
+
+        @njit(cache=True, inline="always")
+        def piece(row, bits, o, start, stop, one, part, scratch):
+            """Shifted exponentials of ``row[start:stop]`` into ``o``; returns (max, sum),
+            with a NaN maximum for a row that must be all NaN (NaN, +inf, or only -inf)."""
+            khi, klo = keys(bits, start, stop)
+            m = value(khi, one)
+            mn = value(klo, one)
+            if not (m < np.inf and m > -np.inf) or mn != mn:
+                return np.nan, 0.0
+            nb = (stop - start + _SUM_BLOCK - 1) // _SUM_BLOCK
+            if mn - m >= floor:                 # the common case: no clamping needed
+                for b in range(nb):
+                    a = start + b * _SUM_BLOCK
+                    part[b], _ = expsum(row, o, m, a, min(stop, a + _SUM_BLOCK), False)
+                return m, _pairwise(part, nb)
+            # Entries below the normal range of 2^n: clamped in the vector loop, then redone
+            # by the scalar exp. The logits are kept in scratch, since o may be row.
+            w = stop - start
+            for j in range(w):
+                scratch[j] = row[start + j]
+            expsum(scratch, o[start:stop], m, 0, w, True)
+            for j in range(w):
+                d = scratch[j] - m
+                if d < floor:
+                    o[start + j] = math.exp(d)
+            for b in range(nb):
+                a = start + b * _SUM_BLOCK
+                acc = 0.0
+                for j in range(a, min(stop, a + _SUM_BLOCK)):
+                    acc += o[j]
+                part[b] = acc
+            return m, _pairwise(part, nb)
+
+        @njit(cache=True)
+        def one_row(row, bits, o, one, part, scratch, ms, ss, divide):
+            """Softmax of one row. A short row: maximum, exponentials, scaling, each pass
+            over a row that stays in cache. A long row: chunk by chunk, each shifted by its
+            own maximum (read from memory once), merged as the online normalizer does,
+            then one scaling pass."""
+            K = row.shape[0]
+            nc = (K + _CHUNK - 1) // _CHUNK
+            M = -np.inf
+            for q in range(nc):
+                m, s = piece(row, bits, o, q * _CHUNK, min(K, (q + 1) * _CHUNK), one, part,
+                             scratch)
+                if m != m:
+                    for j in range(K):
+                        o[j] = np.nan
+                    return
+                ms[q] = m
+                ss[q] = s
+                M = m if m > M else M
+            if nc == 1:
+                if divide:
+                    _divide(o, ftype(ss[0]), 0, K)
+                else:
+                    _scale(o, ftype(1.0 / ss[0]), 0, K)
+                return
+            d = 0.0
+            for q in range(nc):
+                ms[q] = math.exp(ms[q] - M)    # each chunk's scale relative to the row max
+                d += ss[q] * ms[q]
+            for q in range(nc):
+                _scale(o, ftype(ms[q] / d), q * _CHUNK, min(K, (q + 1) * _CHUNK))
+
+        @njit(parallel=True, cache=True)
+        def rows(x, out, nchunks, divide):
             n, K = x.shape
             per = (n + nchunks - 1) // nchunks
-            for c in prange(nchunks):                    # one contiguous run of rows per thread
-                one = np.empty(1, bits_dtype)            # scratch, allocated once per run
+            nc = (K + _CHUNK - 1) // _CHUNK
+            for c in prange(nchunks):                # one contiguous run of rows per thread
+                one = np.empty(1, itype)             # scratch, allocated once per run
+                part = np.empty(_CHUNK // _SUM_BLOCK)
+                scratch = np.empty(min(K, _CHUNK), ftype)
+                ms = np.empty(nc)
+                ss = np.empty(nc)
+                bx = x.view(itype)
                 for i in range(c * per, min(n, (c + 1) * per)):
-                    row = x[i]
-                    o = out[i]
-                    m = max_row(row, one)
-                    if not (m < np.inf and m > -np.inf):     # NaN, +inf, or only -inf: NaN
-                        for j in range(K):
-                            o[j] = np.nan
-                        continue
-                    # the textbook shift, row - m, inside the exponential's loop
-                    s, low = exp_row(row, m, o)
-                    if low > 0:                              # entries below 2^n's normal range
-                        for j in range(K):
-                            dj = row[j] - m
-                            if dj < floor:
-                                o[j] = math.exp(dj)
-                        s = sum_row(o)
-                    inv = o.dtype.type(1) / s
-                    for j in range(K):
-                        o[j] = o[j] * inv
+                    one_row(x[i], bx[i], out[i], one, part, scratch, ms, ss, divide)
         return rows
 
-    _ROWS = {np.dtype(np.float64): _make_rows(_exp_row_f64, _max_f64, _tree_sum, np.int64),
-             np.dtype(np.float32): _make_rows(_exp_row_f32, _max_f32, _sum64, np.int32)}
+    _ROWS = {np.dtype(np.float64): _make_rows(_expsum_f64, _keys_f64, np.float64, np.int64,
+                                              _MASK64, _MIN_F64),
+             np.dtype(np.float32): _make_rows(_expsum_f32, _keys_f32, np.float32, np.int32,
+                                              _MASK32, float(_MIN_F32))}
+    #: A variant for chapter 10's ablation (not part of the API): the C library's scalar exp.
+    _ROWS_LIBM = {np.dtype(np.float64): _make_rows(_expsum_libm, _keys_f64, np.float64,
+                                                   np.int64, _MASK64, _MIN_F64)}
 
 
 def exp_poly(x):
@@ -252,10 +347,10 @@ def exp_poly(x):
         return np.exp(x)
     out = np.empty_like(x)
     if x.dtype == np.float64:
-        _exp_row_f64(x, 0.0, out)
+        _expsum_f64(x, out, 0.0, 0, x.shape[0], True)
         floor = _MIN_F64
     else:
-        _exp_row_f32(x, np.float32(0), out)
+        _expsum_f32(x, out, np.float32(0), 0, x.shape[0], True)
         floor = _MIN_F32
     low = x < floor
     out[low] = np.exp(x[low])
@@ -268,7 +363,7 @@ _warned = False
 _BLOCK_BYTES = 4 * 1024 * 1024
 
 
-def softmax_kernel(z, axis=-1, out=None, threads=1):
+def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=False):
     """Softmax by a compiled row kernel (numba), at or near the speed of memory.
 
     Per row: the maximum, then the shifted exponentials written and summed, then one scaling
@@ -342,23 +437,32 @@ def softmax_kernel(z, axis=-1, out=None, threads=1):
         return out if out is not None else np.empty(a.shape, dtype)
     work = np.dtype(np.float32) if native.itemsize <= 4 else np.dtype(np.float64)
     nchunks = int(threads)
-    floor = _MIN_F64 if work == np.float64 else float(_MIN_F32)
+
+    rows_fn = _ROWS[work] if _exp == "poly" else _ROWS_LIBM[work]
 
     def kernel(x, o):
+        # In place, the block is copied first: the compiled loops then see no aliasing
+        # and take the same vector path (and give the same bits) as out of place.
         if x.dtype != work or np.may_share_memory(x, o):
-            x = x.astype(work)       # (in place, the fix-up pass must still see the logits)
+            x = x.astype(work)
         if o.dtype != work or not o.flags.c_contiguous:
             tmp = np.empty(x.shape, work)
-            _ROWS[work](x, tmp, floor, nchunks)
+            rows_fn(x, tmp, nchunks, _divide)
             o[...] = tmp
         else:
-            _ROWS[work](x, o, floor, nchunks)
+            rows_fn(x, o, nchunks, _divide)
+
+    # C-contiguous native rows are handed over whole (a quarter of the array at a time);
+    # other layouts go through blocks that are converted to contiguous rows.
+    direct = (a.dtype == work and axis == a.ndim - 1 and a.flags.c_contiguous
+              and not (out is not None and np.may_share_memory(a, out)))
+    block = 1 << 62 if direct else _BLOCK_BYTES
 
     previous = numba.get_num_threads()
     numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
         with np.errstate(**_QUIET):
             return map_rows(a, axis, kernel, dtype, out=out, itemsize=work.itemsize,
-                            block_bytes=_BLOCK_BYTES)
+                            block_bytes=block)
     finally:
         numba.set_num_threads(previous)
