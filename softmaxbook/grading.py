@@ -11,7 +11,18 @@ from __future__ import annotations
 import contextlib
 import sys
 
-__all__ = ["forbidden"]
+__all__ = ["forbidden", "SOFTMAX_FAMILY"]
+
+#: Every function of the package that computes a softmax, a log-sum-exp, or something from
+#: which either follows in one line (a loss, a normalizer, a Jacobian, a reference): an
+#: exercise that asks for one of them forbids them all, so that no detour through a sibling
+#: (``exp(z - logsumexp(z))``, ``softmax_kernel``, ``cross_entropy(..., "none")``) passes.
+SOFTMAX_FAMILY = (
+    "softmax", "log_softmax", "logsumexp", "fast_softmax", "online_softmax",
+    "online_normalizer", "merge_normalizers", "softmax_kernel", "softmax_jacobian",
+    "softmax_jvp", "cross_entropy", "cross_entropy_grad", "mp_softmax", "mp_log_softmax",
+    "mp_logsumexp", "mp_softmax_jacobian", "mp_cross_entropy", "mp_cross_entropy_grad",
+)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,19 @@ CHEATS = [
      lambda z: softmaxbook.softmax(z, axis=1)),
     ("02_temperature_lse_maxent", "ex-2-2-tests", "smooth_max",
      lambda z, T: T * softmaxbook.logsumexp(np.asarray(z) / T, axis=-1)),
+    # detours through a sibling of the function asked for
+    ("01_scores_to_probabilities", "ex-1-2-tests", "stable_softmax",
+     lambda z: np.exp(z - softmaxbook.logsumexp(z, axis=1)[:, None])),
+    ("01_scores_to_probabilities", "ex-1-2-tests", "stable_softmax",
+     lambda z: softmaxbook.softmax_kernel(z)),
+    ("02_temperature_lse_maxent", "ex-2-2-tests", "smooth_max",
+     lambda z, T: T * (softmaxbook.cross_entropy(
+         np.atleast_2d(z) / T, np.zeros(np.atleast_2d(z).shape[0], int), reduction="none")
+         + np.atleast_2d(z)[:, 0] / T).reshape(np.shape(z)[:-1])),
+    ("10_speed", "test_split_row_softmax", "split_row_softmax",
+     lambda z, parts: softmaxbook.softmax_kernel(z)),
+    ("09_numerical_accuracy", "test_compensated_softmax", "compensated_softmax",
+     lambda z: softmaxbook.reference.mp_softmax(z)),
 ]
 
 
@@ -27,11 +40,18 @@ def cell_source(notebook, grade_id):
     raise LookupError(grade_id)
 
 
-@pytest.mark.parametrize("notebook, grade_id, name, cheat", CHEATS, ids=[c[1] for c in CHEATS])
+@pytest.mark.parametrize("notebook, grade_id, name, cheat", CHEATS,
+                         ids=[f"{c[1]}-{i}" for i, c in enumerate(CHEATS)])
 def test_calling_the_package_fails_the_test(notebook, grade_id, name, cheat):
+    from softmaxbook.reference import mp_softmax
+
+    def adversarial(dtype):      # stands in for chapter 9's family of hard rows
+        return {"wide spread": np.array([[0.0, -30.5, -700.25, 3.0]], dtype=dtype)}
     namespace = {"np": np, "softmax": softmaxbook.softmax, "logsumexp": softmaxbook.logsumexp,
-                 name: cheat}
-    with pytest.raises(AssertionError, match=f"{grade_id[:-6]}: your answer calls"):
+                 name: cheat, "rng": np.random.default_rng(0), "adversarial": adversarial,
+                 "mp_softmax": mp_softmax}
+    label = "ex-" + notebook[:2].lstrip("0") + "-2"
+    with pytest.raises(AssertionError, match=f"{label}: your answer calls"):
         exec(cell_source(notebook, grade_id), namespace)
     # and the same tests pass for an honest answer, so the guard is not what fails
     from softmaxbook.grading import forbidden
