@@ -304,15 +304,46 @@ if HAVE_NUMBA:
         @njit(parallel=True, cache=True)
         def rows(x, out, nchunks, divide):
             n, K = x.shape
-            per = (n + nchunks - 1) // nchunks
             nc = (K + _CHUNK - 1) // _CHUNK
+            bx = x.view(itype)
+            if n < nchunks and nc > 1:
+                # Fewer rows than threads: the chunks of each row are shared out, and their
+                # (max, sum) pairs merged in the same order as one thread would (same bits).
+                per_q = (nc + nchunks - 1) // nchunks
+                ms = np.empty(nc)
+                ss = np.empty(nc)
+                for i in range(n):
+                    for c in prange(nchunks):
+                        one = np.empty(1, itype)
+                        part = np.empty(_CHUNK // _SUM_BLOCK)
+                        scratch = np.empty(_CHUNK, ftype)
+                        for q in range(c * per_q, min(nc, (c + 1) * per_q)):
+                            ms[q], ss[q] = piece(x[i], bx[i], out[i], q * _CHUNK,
+                                                 min(K, (q + 1) * _CHUNK), one, part, scratch)
+                    M = -np.inf
+                    bad = False
+                    for q in range(nc):
+                        bad = bad or ms[q] != ms[q]
+                        M = ms[q] if ms[q] > M else M
+                    if bad:
+                        out[i, :] = np.nan
+                        continue
+                    d = 0.0
+                    for q in range(nc):
+                        ms[q] = math.exp(ms[q] - M)
+                        d += ss[q] * ms[q]
+                    for c in prange(nchunks):
+                        for q in range(c * per_q, min(nc, (c + 1) * per_q)):
+                            _scale(out[i], ftype(ms[q] / d), q * _CHUNK,
+                                   min(K, (q + 1) * _CHUNK))
+                return
+            per = (n + nchunks - 1) // nchunks
             for c in prange(nchunks):                # one contiguous run of rows per thread
                 one = np.empty(1, itype)             # scratch, allocated once per run
                 part = np.empty(_CHUNK // _SUM_BLOCK)
                 scratch = np.empty(min(K, _CHUNK), ftype)
                 ms = np.empty(nc)
                 ss = np.empty(nc)
-                bx = x.view(itype)
                 for i in range(c * per, min(n, (c + 1) * per)):
                     one_row(x[i], bx[i], out[i], one, part, scratch, ms, ss, divide)
         return rows
@@ -366,9 +397,12 @@ _BLOCK_BYTES = 4 * 1024 * 1024
 def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=False):
     """Softmax by a compiled row kernel (numba), at or near the speed of memory.
 
-    Per row: the maximum, then the shifted exponentials written and summed, then one scaling
-    by the reciprocal of the sum, the row staying in cache between the passes. Rows are
-    spread over ``threads`` threads.
+    Per row: the maximum (found with the minimum, which tells whether any entry falls below
+    the fast exponential's range), then the shifted exponentials written and summed in the
+    same loop, then one scaling by the reciprocal of the sum, the row staying in cache between
+    the passes. Rows longer than a chunk (4096 entries) are done chunk by chunk, each shifted
+    by its own maximum and merged as the online normalizer of chapter 10 does, so the input
+    is read from memory once. Rows are spread over ``threads`` threads.
 
     Parameters
     ----------
@@ -381,7 +415,8 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     out : numpy.ndarray, optional
         A writeable array of the result's shape and dtype.
     threads : int, optional
-        Number of threads (rows in parallel).
+        Number of threads: runs of rows in parallel, or, when there are fewer rows than
+        threads, the chunks of each row, merged as the online normalizer does.
 
     Returns
     -------

@@ -80,3 +80,21 @@ def test_fallback_without_numba(monkeypatch):
     with pytest.warns(UserWarning, match="numba is not available"):
         got = softmax_kernel(z)
     np.testing.assert_allclose(got, sb.softmax(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fewer_rows_than_threads_split_each_row_and_merge(dtype):
+    """One long row on two threads: its chunks are shared out and merged (m, d) in the
+    same order as on one thread, so the bits agree; special values still reach the row."""
+    rng = np.random.default_rng(6)
+    z = rng.normal(0, 8, (1, 5 * kernel._CHUNK + 17)).astype(dtype)
+    z[0, 3] = -1e4                                  # below 2^n's normal range: the exact path
+    one = softmax_kernel(z)
+    two = softmax_kernel(z, threads=2)
+    np.testing.assert_array_equal(one, two)
+    ref = sb.softmax(z.astype(np.float64))
+    np.testing.assert_allclose(two, ref, rtol=50 * np.finfo(dtype).eps, atol=0)
+    z[0, -1] = np.nan
+    assert np.all(np.isnan(softmax_kernel(z, threads=2)))
+    z[0, -1] = np.inf
+    assert np.all(np.isnan(softmax_kernel(z, threads=2)))
