@@ -98,3 +98,22 @@ def test_fewer_rows_than_threads_split_each_row_and_merge(dtype):
     assert np.all(np.isnan(softmax_kernel(z, threads=2)))
     z[0, -1] = np.inf
     assert np.all(np.isnan(softmax_kernel(z, threads=2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [5, 37, 300, 5000])
+def test_a_row_gives_the_same_bits_wherever_it_lies_in_memory(dtype, K):
+    """The vectorised loops must not let the array's alignment change the order of the sum
+    (a row's result would then depend on its position among the other rows)."""
+    row = np.random.default_rng(K).normal(0, 5, K).astype(dtype)
+    raw = np.empty(2 * K + 64, dtype)
+    results = set()
+    for offset in range(16):
+        x = raw[offset:offset + K]
+        x[...] = row
+        results.add(softmax_kernel(x).tobytes())
+        for out_offset in range(8):
+            o = raw[K + 32 + out_offset:2 * K + 32 + out_offset]
+            softmax_kernel(x, out=o)
+            results.add(o.tobytes())
+    assert len(results) == 1
