@@ -117,3 +117,26 @@ def test_a_row_gives_the_same_bits_wherever_it_lies_in_memory(dtype, K):
             softmax_kernel(x, out=o)
             results.add(o.tobytes())
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_long_row_with_a_chunk_of_only_minus_inf(dtype, threads):
+    """A chunk whose entries are all -inf contributes exp(-inf) = 0 to its row; the row is
+    not NaN (an earlier version returned NaN there). Checked on the run-of-rows path (several
+    rows) and on the split path (one row, two threads), with the -inf chunk first and last."""
+    C = kernel._CHUNK
+    rng = np.random.default_rng(7)
+    z = rng.normal(0, 4, (3, 3 * C + 5)).astype(dtype)
+    z[0, :C] = -np.inf                  # first chunk
+    z[1, 2 * C:] = -np.inf              # the last chunks
+    z[2, C:2 * C] = -np.inf             # a middle chunk
+    ref = sb.softmax(z.astype(np.float64))
+    for rows in (z, z[:1], z[1:2], z[2:]):
+        got = softmax_kernel(rows, threads=threads)
+        assert not np.any(np.isnan(got))
+        want = sb.softmax(rows.astype(np.float64))
+        np.testing.assert_allclose(got, want, rtol=50 * np.finfo(dtype).eps, atol=0)
+    np.testing.assert_array_equal(softmax_kernel(z, threads=threads)[0, :C], 0.0)
+    np.testing.assert_allclose(softmax_kernel(z, threads=threads), ref,
+                               rtol=50 * np.finfo(dtype).eps, atol=0)
