@@ -32,6 +32,7 @@ to :func:`softmaxbook.fast_softmax`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -456,6 +457,26 @@ def exp_poly(x):
 
 _warned = False
 
+
+@contextlib.contextmanager
+def _thread_pool(want):
+    """Make at least ``want`` of numba's threads available for the call, then restore.
+
+    The compiled loops split their work into exactly ``threads`` parts (``prange`` over the
+    parts), so one thread needs no change of numba's setting, which costs microseconds."""
+    if want <= 1:
+        yield
+        return
+    previous = numba.get_num_threads()
+    if previous >= want:
+        yield
+        return
+    numba.set_num_threads(want)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
 #: Bytes per block of rows handed to the compiled kernel (2-8 MiB measured best).
 _BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -540,6 +561,19 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     nchunks = int(threads)
 
     rows_fn = _ROWS[work] if _exp == "poly" else _ROWS_LIBM[work]
+    want = min(nchunks, numba.config.NUMBA_NUM_THREADS)
+
+    # The common case, C-contiguous native rows along the last axis into a separate (or new)
+    # C-contiguous output, goes straight to the compiled loops: a call then costs a few
+    # microseconds instead of the tens that the general blocking machinery takes.
+    if (a.dtype == work and axis == a.ndim - 1 and a.flags.c_contiguous
+            and (out is None or (out.flags.c_contiguous and out.dtype == work
+                                 and not np.may_share_memory(a, out)))):
+        res = np.empty(a.shape, work) if out is None else out
+        K = a.shape[-1]
+        with _thread_pool(want):
+            rows_fn(a.reshape(-1, K), res.reshape(-1, K), nchunks, _divide)
+        return res
 
     def kernel(x, o):
         # In place, the block is copied first: the compiled loops then see no aliasing
@@ -559,11 +593,6 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
               and not (out is not None and np.may_share_memory(a, out)))
     block = 1 << 62 if direct else _BLOCK_BYTES
 
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
-    try:
-        with np.errstate(**_QUIET):
-            return map_rows(a, axis, kernel, dtype, out=out, itemsize=work.itemsize,
-                            block_bytes=block)
-    finally:
-        numba.set_num_threads(previous)
+    with _thread_pool(want), np.errstate(**_QUIET):
+        return map_rows(a, axis, kernel, dtype, out=out, itemsize=work.itemsize,
+                        block_bytes=block)
