@@ -336,19 +336,21 @@ def _numpy_blocked(shift, divide):
 
 
 def _compiled_three_pass():
-    """A compiled kernel that reads a long row three times (max; exps and sum; scale), the
-    passes of the textbook formula fused only within a pass, for the online normalizer's
-    ablation. None without numba."""
+    """A compiled kernel that reads a whole row three times (max; exps and sum; scale), for
+    the online normalizer's ablation: the same compiled loops as softmax_kernel (keys, the
+    unclamped exponential, scaling), one thread, but no chunks (so nothing of a long row is
+    in the cache when the next pass comes) and no key reads overlapped with the exps. Only
+    for friendly data (no entry more than 87 below its row's maximum). None without numba."""
     if not sb.kernel.HAVE_NUMBA:
         return None
-    from numba import njit, prange
+    from numba import njit
 
     from softmaxbook import kernel as k
 
-    @njit(parallel=True, cache=False)
+    @njit(cache=False)
     def rows32(x, o):
         bx = x.view(np.int32)
-        for i in prange(x.shape[0]):
+        for i in range(x.shape[0]):
             hi, lo = k._keys_f32(bx[i], 0, x.shape[1])
             m = np.int32(hi if hi >= 0 else hi ^ k._MASK32)
             mx = bx[i, :1].copy()
@@ -357,14 +359,14 @@ def _compiled_three_pass():
             s = 0.0
             for a in range(0, x.shape[1], k._SUM_BLOCK):
                 e = min(x.shape[1], a + k._SUM_BLOCK)
-                part, _ = k._expsum_f32(x[i], o[i], m, a, e, True)
+                part, _ = k._expsum_f32(x[i], o[i], m, a, e, False)
                 s += part
             k._scale(o[i], np.float32(1.0 / s), 0, x.shape[1])
 
-    @njit(parallel=True, cache=False)
+    @njit(cache=False)
     def rows64(x, o):
         bx = x.view(np.int64)
-        for i in prange(x.shape[0]):
+        for i in range(x.shape[0]):
             hi, lo = k._keys_f64(bx[i], 0, x.shape[1])
             m = hi if hi >= 0 else hi ^ k._MASK64
             mx = bx[i, :1].copy()
@@ -373,30 +375,30 @@ def _compiled_three_pass():
             s = 0.0
             for a in range(0, x.shape[1], k._SUM_BLOCK):
                 e = min(x.shape[1], a + k._SUM_BLOCK)
-                part, _ = k._expsum_f64(x[i], o[i], m, a, e, True)
+                part, _ = k._expsum_f64(x[i], o[i], m, a, e, False)
                 s += part
             k._scale(o[i], 1.0 / s, 0, x.shape[1])
 
     def run(z, out):
-        import numba
-        numba.set_num_threads(1)
         (rows32 if z.dtype == np.float32 else rows64)(z, out)
         return out
     return run
 
 
-def ablation_fns(dtype):
+def ablation_fns(dtype, long_rows=False):
     fns = {
         "copy": copy,
         "np.exp": exp_only,
         "whole arrays, out=": in_place,
-        "NumPy blocks, per-row shift": _numpy_blocked("row", False),
         "NumPy blocks, per-row shift, divide": _numpy_blocked("row", True),
+        "NumPy blocks, per-row shift": _numpy_blocked("row", False),
         "NumPy blocks, one shift per block": _numpy_blocked("block", False),
+        "NumPy blocks, shift only if needed": blocked_out,
         "compiled": compiled_1,
-        "compiled, divide": lambda z, out: sb.softmax_kernel(z, out=out, _divide=True),
         "compiled, 2 threads": compiled_2,
     }
+    if not long_rows:   # rows of several chunks are scaled chunk by chunk, never divided
+        fns["compiled, divide"] = lambda z, out: sb.softmax_kernel(z, out=out, _divide=True)
     if np.dtype(dtype) == np.float64:
         fns["compiled, scalar libm exp"] = lambda z, out: sb.softmax_kernel(z, out=out, _exp="libm")
     three = _compiled_three_pass()
@@ -422,8 +424,9 @@ def measure_ablation(dtype, shape, rounds, warmup, seed=1):
     z = (3.0 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
     ref = sb.softmax(z.astype(np.float64))
     out = np.empty_like(z)
-    fns = ablation_fns(dtype) if tuple(shape) not in BEYOND_CACHE_SHAPES.values() else {
-        n: f for n, f in ablation_fns(dtype).items() if n in BEYOND_CACHE_FNS}
+    fns = ablation_fns(dtype, long_rows=shape[1] > sb.kernel._CHUNK)
+    if tuple(shape) in BEYOND_CACHE_SHAPES.values():
+        fns = {n: f for n, f in fns.items() if n in BEYOND_CACHE_FNS}
     times, errors = interleaved(fns, z, out, rounds, warmup, ref)
     copy_t = float(np.median(times["copy"]))
     row = {"dtype": np.dtype(dtype).name, "shape": list(shape), "copy_seconds": copy_t, "impls": {}}
