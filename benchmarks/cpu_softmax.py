@@ -364,52 +364,61 @@ def _numpy_blocked(shift, divide):
     return run
 
 
-def _compiled_three_pass():
+def _compiled_three_pass(threads=1):
     """A compiled kernel that reads a whole row three times (max; exps and sum; scale), for
     the online normalizer's ablation: the same compiled loops as softmax_kernel (keys, the
-    unclamped exponential, scaling), one thread, but no chunks (so nothing of a long row is
-    in the cache when the next pass comes) and no key reads overlapped with the exps. Only
-    for friendly data (no entry more than 87 below its row's maximum). None without numba."""
+    unclamped exponential, scaling), but no chunks (so nothing of a long row is in the cache
+    when the next pass comes) and no key reads overlapped with the exps. Rows are shared
+    between ``threads`` threads. Only for friendly data (no entry more than 87 below its
+    row's maximum). None without numba."""
     if not sb.kernel.HAVE_NUMBA:
         return None
-    from numba import njit
+    import numba
+    from numba import njit, prange
 
     from softmaxbook import kernel as k
 
-    @njit(cache=False)
-    def rows32(x, o):
+    @njit(cache=False, parallel=True)
+    def rows32(x, o, parts):
         bx = x.view(np.int32)
-        for i in range(x.shape[0]):
-            hi, lo = k._keys_f32(bx[i], 0, x.shape[1])
-            m = np.int32(hi if hi >= 0 else hi ^ k._MASK32)
-            mx = bx[i, :1].copy()
-            mx[0] = m
-            m = mx.view(np.float32)[0]
-            s = 0.0
-            for a in range(0, x.shape[1], k._SUM_BLOCK):
-                e = min(x.shape[1], a + k._SUM_BLOCK)
-                part, _ = k._expsum_f32(x[i], o[i], m, a, e, False)
-                s += part
-            k._scale(o[i], np.float32(1.0 / s), 0, x.shape[1])
+        n, K = x.shape
+        per = (n + parts - 1) // parts
+        for c in prange(parts):
+            for i in range(c * per, min(n, (c + 1) * per)):
+                hi, lo = k._keys_f32(bx[i], 0, K)
+                key = bx[i, :1].copy()
+                key[0] = np.int32(hi if hi >= 0 else hi ^ k._MASK32)
+                m = key.view(np.float32)[0]
+                s = 0.0
+                for a in range(0, K, k._SUM_BLOCK):
+                    part, _ = k._expsum_f32(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
+                    s += part
+                k._scale(o[i], np.float32(1.0 / s), 0, K)
 
-    @njit(cache=False)
-    def rows64(x, o):
+    @njit(cache=False, parallel=True)
+    def rows64(x, o, parts):
         bx = x.view(np.int64)
-        for i in range(x.shape[0]):
-            hi, lo = k._keys_f64(bx[i], 0, x.shape[1])
-            m = hi if hi >= 0 else hi ^ k._MASK64
-            mx = bx[i, :1].copy()
-            mx[0] = m
-            m = mx.view(np.float64)[0]
-            s = 0.0
-            for a in range(0, x.shape[1], k._SUM_BLOCK):
-                e = min(x.shape[1], a + k._SUM_BLOCK)
-                part, _ = k._expsum_f64(x[i], o[i], m, a, e, False)
-                s += part
-            k._scale(o[i], 1.0 / s, 0, x.shape[1])
+        n, K = x.shape
+        per = (n + parts - 1) // parts
+        for c in prange(parts):
+            for i in range(c * per, min(n, (c + 1) * per)):
+                hi, lo = k._keys_f64(bx[i], 0, K)
+                key = bx[i, :1].copy()
+                key[0] = hi if hi >= 0 else hi ^ k._MASK64
+                m = key.view(np.float64)[0]
+                s = 0.0
+                for a in range(0, K, k._SUM_BLOCK):
+                    part, _ = k._expsum_f64(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
+                    s += part
+                k._scale(o[i], 1.0 / s, 0, K)
 
     def run(z, out):
-        (rows32 if z.dtype == np.float32 else rows64)(z, out)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(max(previous, threads))
+        try:
+            (rows32 if z.dtype == np.float32 else rows64)(z, out, threads)
+        finally:
+            numba.set_num_threads(previous)
         return out
     return run
 
@@ -430,9 +439,10 @@ def ablation_fns(dtype, long_rows=False):
         fns["compiled, divide"] = lambda z, out: sb.softmax_kernel(z, out=out, _divide=True)
     if np.dtype(dtype) == np.float64:
         fns["compiled, scalar libm exp"] = lambda z, out: sb.softmax_kernel(z, out=out, _exp="libm")
-    three = _compiled_three_pass()
-    if three is not None:
-        fns["compiled, three passes per row"] = three
+    for threads, label in ((1, ""), (2, ", 2 threads")):
+        three = _compiled_three_pass(threads)
+        if three is not None:
+            fns["compiled, three passes per row" + label] = three
     return fns
 
 
@@ -443,7 +453,7 @@ ABLATION_SHAPES = [(4096, 4096), (16, 1_000_000)]
 #: how often a row is read): the online normalizer's one read against three.
 BEYOND_CACHE_SHAPES = {np.dtype(np.float32): (4, 2 ** 25), np.dtype(np.float64): (2, 2 ** 25)}
 BEYOND_CACHE_FNS = ("copy", "np.exp", "compiled", "compiled, 2 threads",
-                    "compiled, three passes per row")
+                    "compiled, three passes per row", "compiled, three passes per row, 2 threads")
 #: Adversarial-free input for the ablation: the one-shift-per-block variant is then right,
 #: and the other variants are timed on the same friendly data.
 ABLATION_INPUT = "3 x standard normal logits (no adversarial rows)"
