@@ -599,6 +599,17 @@ def print_tables(rows, verdict, met, ablation=(), cost=()):
         print(f"  {text:72s} {_status(met[key])}")
 
 
+def cpu_times():
+    """(steal, total) jiffies of all CPUs from /proc/stat, or None where unavailable."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    steal = values[7] if len(values) > 7 else 0
+    return steal, sum(values[:8])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="timed rounds per configuration (>= 7)")
@@ -609,6 +620,7 @@ def main(argv=None):
     if args.rounds < 7 and not args.quick:
         parser.error("use at least 7 rounds")
     shapes = [(64, 64), (16, 4096)] if args.quick else SHAPES
+    start = cpu_times()
     rows = []
     for dtype in DTYPES:
         for shape in shapes:
@@ -622,10 +634,18 @@ def main(argv=None):
         ablation += [measure_ablation(d, s, args.rounds, args.warmup) for s in ab_shapes]
     cost = (measure_cost(3, 1, Ks=[256, 4096]) if args.quick
             else measure_cost(args.rounds, args.warmup))
+    end = cpu_times()
+    # time the hypervisor gave to other guests while this ran: a noisy run shows it
+    steal = (None if start is None or end is None or end[1] == start[1]
+             else 100 * (end[0] - start[0]) / (end[1] - start[1]))
     verdict, met = goals(rows)
     print_tables(rows, verdict, met, ablation, cost)
+    if steal is not None:
+        print(f"\nCPU time stolen by the hypervisor during the run: {steal:.1f} %"
+              + ("  (noisy: rerun on a quieter machine)" if steal > 2 else ""))
     result = {
-        "benchmark": "cpu_softmax", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "benchmark": "cpu_softmax", "date": time.strftime("%Y-%m-%d"),
+        "machine": dict(machine(), steal_percent=steal),
         "settings": {"rounds": args.rounds, "warmup": args.warmup, "statistic": "median",
                      "input": benchmark_input.__doc__.split("\n\n")[0].strip(),
                      "ablation_input": ABLATION_INPUT, "cost_rows": COST_ROWS,
