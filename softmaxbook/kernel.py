@@ -412,7 +412,25 @@ if HAVE_NUMBA:
                 r1 = min(n, r0 + per)
                 if r0 < r1:
                     run(x, bx, out, r0, r1, part, scratch, ms, ss, divide)
-        return rows
+
+        @njit(cache=True)
+        def rows_one(x, out, divide):
+            """``rows`` on one thread, without a parallel region: no thread of numba's pool
+            is woken (which costs microseconds per call, and much more when the machine's
+            other CPUs are busy)."""
+            n, K = x.shape
+            if n == 0:
+                return
+            nc = (K + _CHUNK - 1) // _CHUNK
+            run(x, x.view(itype), out, 0, n, np.empty(_CHUNK // _SUM_BLOCK),
+                np.empty(min(K, _CHUNK), ftype), np.empty(nc), np.empty(nc), divide)
+
+        def call(x, out, nchunks, divide):
+            if nchunks == 1:
+                rows_one(x, out, divide)
+            else:
+                rows(x, out, nchunks, divide)
+        return call
 
     _ROWS = {np.dtype(np.float64): _make_rows(_expsum_f64, _keys_f64,
                                               np.float64, np.int64, _MASK64, _MIN_F64),
