@@ -378,39 +378,27 @@ def _compiled_three_pass(threads=1):
 
     from softmaxbook import kernel as k
 
-    @njit(cache=False, parallel=True)
-    def rows32(x, o, parts):
-        bx = x.view(np.int32)
-        n, K = x.shape
-        per = (n + parts - 1) // parts
-        for c in prange(parts):
-            for i in range(c * per, min(n, (c + 1) * per)):
-                hi, lo = k._keys_f32(bx[i], 0, K)
-                key = bx[i, :1].copy()
-                key[0] = np.int32(hi if hi >= 0 else hi ^ k._MASK32)
-                m = key.view(np.float32)[0]
-                s = 0.0
-                for a in range(0, K, k._SUM_BLOCK):
-                    part, _ = k._expsum_f32(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
-                    s += part
-                k._scale(o[i], np.float32(1.0 / s), 0, K)
+    def make(keys, expsum, itype, ftype, mask):
+        @njit(cache=False, parallel=True)
+        def rows(x, o, parts):
+            bx = x.view(itype)
+            n, K = x.shape
+            per = (n + parts - 1) // parts
+            for c in prange(parts):
+                for i in range(c * per, min(n, (c + 1) * per)):
+                    hi, lo = keys(bx[i], 0, K)
+                    key = bx[i, :1].copy()
+                    key[0] = itype(hi if hi >= 0 else hi ^ mask)
+                    m = key.view(ftype)[0]
+                    s = 0.0
+                    for a in range(0, K, k._SUM_BLOCK):
+                        part, _ = expsum(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
+                        s += part
+                    k._scale(o[i], ftype(1.0 / s), 0, K)
+        return rows
 
-    @njit(cache=False, parallel=True)
-    def rows64(x, o, parts):
-        bx = x.view(np.int64)
-        n, K = x.shape
-        per = (n + parts - 1) // parts
-        for c in prange(parts):
-            for i in range(c * per, min(n, (c + 1) * per)):
-                hi, lo = k._keys_f64(bx[i], 0, K)
-                key = bx[i, :1].copy()
-                key[0] = hi if hi >= 0 else hi ^ k._MASK64
-                m = key.view(np.float64)[0]
-                s = 0.0
-                for a in range(0, K, k._SUM_BLOCK):
-                    part, _ = k._expsum_f64(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
-                    s += part
-                k._scale(o[i], 1.0 / s, 0, K)
+    rows32 = make(k._keys_f32, k._expsum_f32, np.int32, np.float32, k._MASK32)
+    rows64 = make(k._keys_f64, k._expsum_f64, np.int64, np.float64, k._MASK64)
 
     def run(z, out):
         previous = numba.get_num_threads()
