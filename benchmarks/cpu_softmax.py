@@ -307,10 +307,17 @@ def in_cache(fn, z):
     return run, repeat * small.size
 
 
+def aligned_output(z):
+    """The output every implementation writes into: like ``z``, on a 64-byte boundary (a
+    cache line; NumPy promises 16 bytes), so that no implementation's speed depends on
+    where the allocator happened to put it."""
+    return sb.kernel._aligned_empty(z.shape, z.dtype)
+
+
 def measure(dtype, shape, rounds, warmup, seed=0):
     z = benchmark_input(dtype, shape, seed)
     ref = sb.softmax(z.astype(np.float64))
-    out = np.empty_like(z)
+    out = aligned_output(z)
     fns = {name: v[0] for name, v in IMPLEMENTATIONS.items()}
     fns["np.exp, in cache"], n_exp = in_cache(exp_only, z)
     fns["compiled, in cache"], n_kern = in_cache(compiled_1, z)
@@ -378,33 +385,27 @@ def _compiled_three_pass(threads=1):
 
     from softmaxbook import kernel as k
 
-    def make(keys, expsum, itype, ftype, mask):
-        @njit(cache=False, parallel=True)
-        def rows(x, o, parts):
-            bx = x.view(itype)
-            n, K = x.shape
-            per = (n + parts - 1) // parts
-            for c in prange(parts):
-                for i in range(c * per, min(n, (c + 1) * per)):
-                    hi, lo = keys(bx[i], 0, K)
-                    key = bx[i, :1].copy()
-                    key[0] = itype(hi if hi >= 0 else hi ^ mask)
-                    m = key.view(ftype)[0]
-                    s = 0.0
-                    for a in range(0, K, k._SUM_BLOCK):
-                        part, _ = expsum(x[i], o[i], m, a, min(K, a + k._SUM_BLOCK), False)
-                        s += part
-                    k._scale(o[i], ftype(1.0 / s), 0, K)
-        return rows
-
-    rows32 = make(k._keys_f32, k._expsum_f32, np.int32, np.float32, k._MASK32)
-    rows64 = make(k._keys_f64, k._expsum_f64, np.int64, np.float64, k._MASK64)
+    @njit(cache=False, parallel=True)
+    def rows(x, bx, o, parts):
+        n, K = x.shape
+        per = (n + parts - 1) // parts
+        for c in prange(parts):
+            for i in range(c * per, min(n, (c + 1) * per)):
+                hi, lo = k._keys(bx[i], 0, K)
+                m = k._value(hi, bx[i])
+                s = 0.0
+                for a in range(0, K, k._SUM_BLOCK):
+                    part, _ = k._expsum(x[i], a, o[i], a, m, min(K, a + k._SUM_BLOCK) - a,
+                                        False)
+                    s += part
+                k._scale(o[i], k._cast(1.0 / s, o[i]), 0, K)
 
     def run(z, out):
         previous = numba.get_num_threads()
         numba.set_num_threads(max(previous, threads))
         try:
-            (rows32 if z.dtype == np.float32 else rows64)(z, out, threads)
+            rows(z, z.view(np.int32 if z.dtype == np.float32 else np.int64), out,
+                 threads)
         finally:
             numba.set_num_threads(previous)
         return out
@@ -422,6 +423,8 @@ def ablation_fns(dtype, long_rows=False):
         "NumPy blocks, shift only if needed": blocked_out,
         "compiled": compiled_1,
         "compiled, 2 threads": compiled_2,
+        "compiled, ordinary stores": lambda z, out: sb.softmax_kernel(z, out=out,
+                                                                      _stream=False),
     }
     if not long_rows:   # rows of several chunks are scaled chunk by chunk, never divided
         fns["compiled, divide"] = lambda z, out: sb.softmax_kernel(z, out=out, _divide=True)
@@ -450,7 +453,7 @@ ABLATION_INPUT = "3 x standard normal logits (no adversarial rows)"
 def measure_ablation(dtype, shape, rounds, warmup, seed=1):
     z = (3.0 * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
     ref = sb.softmax(z.astype(np.float64))
-    out = np.empty_like(z)
+    out = aligned_output(z)
     fns = ablation_fns(dtype, long_rows=shape[1] > sb.kernel._CHUNK)
     if tuple(shape) in BEYOND_CACHE_SHAPES.values():
         fns = {n: f for n, f in fns.items() if n in BEYOND_CACHE_FNS}
@@ -477,7 +480,7 @@ def measure_cost(rounds, warmup, Ks=COST_KS, seed=2):
     rows = []
     for K in Ks:
         z = (3.0 * np.random.default_rng(seed).standard_normal((COST_ROWS, K))).astype(np.float32)
-        out = np.empty_like(z)
+        out = aligned_output(z)
         times, _ = interleaved(fns, z, out, rounds, warmup, None)
         rows.append({"K": K, "ns_per_entry": {n: float(np.median(t)) / z.size * 1e9
                                               for n, t in times.items()}})

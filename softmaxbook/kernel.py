@@ -51,8 +51,10 @@ EXP_ULP = {"float64": 0.8, "float32": 0.8}
 
 try:  # pragma: no cover - the import itself is tested by whether HAVE_NUMBA is True
     import numba
+    from llvmlite import ir
     from numba import njit, prange, types
-    from numba.extending import intrinsic
+    from numba.core import cgutils
+    from numba.extending import intrinsic, overload
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
@@ -76,6 +78,52 @@ if HAVE_NUMBA:
         return types.none(), codegen
 
     @intrinsic
+    def _stream(typingctx, arr, idx, val):
+        """``arr[idx] = val`` as a streaming (non-temporal) store: the line goes to memory
+        without first being read into the cache (a plain store of a line that is not in the
+        cache reads it first: write-allocate, a third stream of traffic beside the read and
+        the write). The callers start every such loop at a 64-byte boundary, so that the
+        vector stores LLVM makes of it are aligned (which the instruction requires)."""
+        def codegen(context, builder, signature, args):
+            aryty, idxty, valty = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            i = context.cast(builder, args[1], idxty, types.intp)
+            ptr = builder.gep(ary.data, [i], inbounds=True)
+            v = context.cast(builder, args[2], valty, aryty.dtype)
+            store = builder.store(v, ptr, align=64)
+            one = ir.Constant(ir.IntType(32), 1)
+            store.set_metadata("nontemporal", builder.module.add_metadata([one]))
+            return context.get_dummy_value()
+        return types.none(arr, idx, val), codegen
+
+    @intrinsic
+    def _borrow(typingctx, arr):
+        """The same array without its reference count (a null meminfo). Numba counts a
+        reference for every array handed to a function and gives it back on return: two
+        atomic instructions each, which cost more than the work on a short row. The
+        borrowed view is used only while the caller holds the array itself."""
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            src = context.make_array(aryty)(context, builder, args[0])
+            dst = context.make_array(aryty)(context, builder)
+            for field in ("nitems", "itemsize", "data", "shape", "strides"):
+                setattr(dst, field, getattr(src, field))
+            dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+            dst.parent = cgutils.get_null_value(dst.parent.type)
+            return dst._getvalue()
+        return arr(arr), codegen
+
+    @intrinsic
+    def _sfence(typingctx):
+        """Order the streaming stores before anything that follows (they are weakly
+        ordered): each thread calls it when its rows are written. A sequentially consistent
+        fence (``mfence`` on x86) orders them on every target LLVM knows."""
+        def codegen(context, builder, signature, args):
+            builder.fence("seq_cst")
+            return context.get_dummy_value()
+        return types.none(), codegen
+
+    @intrinsic
     def _as_f32(typingctx, x):
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], context.get_value_type(types.float32))
@@ -91,8 +139,6 @@ _MIN_F64 = -708.0                            # 2^n normal for n >= -1022
 _MIN_F32 = np.float32(-87.0)                 # 2^n normal for n >= -126
 
 _FM = {"contract", "reassoc"}      # fused multiply-adds; sums may be reordered (vectorised)
-_MASK64 = np.int64(0x7FFFFFFFFFFFFFFF)
-_MASK32 = np.int32(0x7FFFFFFF)
 
 #: Entries per block of the partial sums (each block summed in vector lanes; the block sums
 #: added pairwise), and per chunk of a long row (the chunk stays in the L1/L2 cache between
@@ -101,47 +147,92 @@ _SUM_BLOCK = 256
 _CHUNK = 4096
 
 if HAVE_NUMBA:
+    # ---- what differs between float32 and float64, chosen by the argument's type ---------
+    # (module-level functions, not closures over the dtype: numba keys its on-disk cache
+    # on a closure's captured values, and captured dispatchers pickle differently in every
+    # process, so closures were compiled again by every process.)
+
+    @intrinsic
+    def _cast(typingctx, v, arr):
+        """``v`` converted to the dtype of the array ``arr``."""
+        dt = arr.dtype
+
+        def codegen(context, builder, signature, args):
+            return context.cast(builder, args[0], signature.args[0], dt)
+        return dt(v, arr), codegen
+
+    @intrinsic
+    def _from_key(typingctx, k):
+        """The float of the same width whose bits are the integer ``k``."""
+        ft = types.float32 if k.bitwidth == 32 else types.float64
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(ft))
+        return ft(k), codegen
+
+    @intrinsic
+    def _floor_of(typingctx, arr):
+        """The smallest argument of the vectorised exp for the array's dtype."""
+        dt = arr.dtype
+        value = float(_MIN_F32) if dt == types.float32 else _MIN_F64
+
+        def codegen(context, builder, signature, args):
+            return context.get_constant(dt, value)
+        return dt(arr), codegen
+
+    @intrinsic
+    def _key_range(typingctx, b):
+        """The smallest and largest integer of the key array's dtype (the largest is also
+        the mask that turns a negative float's bits into its key)."""
+        it = b.dtype
+        tup = types.UniTuple(it, 2)
+        top = (1 << (it.bitwidth - 1)) - 1
+
+        def codegen(context, builder, signature, args):
+            values = [context.get_constant(it, -top - 1), context.get_constant(it, top)]
+            return context.make_tuple(builder, tup, values)
+        return tup(b), codegen
+
+    def _exp(v):  # pragma: no cover - replaced by its overload in compiled code
+        raise NotImplementedError
+
+    @overload(_exp, inline="always", jit_options={"fastmath": _FM})
+    def _exp_overload(v):
+        if v == types.float32:
+            return lambda v: _exp_f32(v)
+        return lambda v: _exp_f64(v)
+
     # ---- the exponential, fused with its sum ------------------------------------------------
+    # ``x[xo:xo+n]`` shifted by ``m``, exponentiated into ``o[oo:oo+n]`` and summed.
     # ``clamp`` chooses the variant for rows whose smallest entry lies below the normal range
     # of 2^n: arguments are clamped there (and counted); the caller redoes them exactly.
+    # Sums of float32 are kept in float32 (at most _SUM_BLOCK terms; blocks add in float64).
 
+    # Not inlined: the one-thread and the split paths then call the same machine code, so
+    # the vectorised sum has the same order in both (the arrays the row loops hand it are
+    # borrowed, so a call counts no reference).
     @njit(cache=True, fastmath=_FM)
-    def _expsum_f64(row, o, m, start, stop, clamp):
+    def _expsum(x, xo, o, oo, m, n, clamp):
         _wide()
-        acc = 0.0
-        low = 0.0
+        xo = np.uint64(xo)
+        oo = np.uint64(oo)
+        floor = _floor_of(x)
+        zero = _cast(0.0, x)
+        one = _cast(1.0, x)
+        acc = zero
+        low = zero
         if clamp:
-            for j in range(np.uint64(start), np.uint64(stop)):
-                x = row[j] - m
-                low += 1.0 if x < _MIN_F64 else 0.0
-                x = x if x > _MIN_F64 else _MIN_F64
-                e = _exp_f64(x)
-                o[j] = e
+            for j in range(np.uint64(0), np.uint64(n)):
+                v = x[xo + j] - m
+                low += one if v < floor else zero
+                v = v if v > floor else floor
+                e = _exp(v)
+                o[oo + j] = e
                 acc += e
         else:
-            for j in range(np.uint64(start), np.uint64(stop)):
-                e = _exp_f64(row[j] - m)
-                o[j] = e
-                acc += e
-        return acc, low
-
-    @njit(cache=True, fastmath=_FM)
-    def _expsum_f32(row, o, m, start, stop, clamp):
-        _wide()
-        acc = np.float32(0)                    # at most _SUM_BLOCK terms: blocks add in float64
-        low = np.float32(0)
-        if clamp:
-            for j in range(np.uint64(start), np.uint64(stop)):
-                x = row[j] - m
-                low += np.float32(1) if x < _MIN_F32 else np.float32(0)
-                x = x if x > _MIN_F32 else _MIN_F32
-                e = _exp_f32(x)
-                o[j] = e
-                acc += e
-        else:
-            for j in range(np.uint64(start), np.uint64(stop)):
-                e = _exp_f32(row[j] - m)
-                o[j] = e
+            for j in range(np.uint64(0), np.uint64(n)):
+                e = _exp(x[xo + j] - m)
+                o[oo + j] = e
                 acc += e
         return np.float64(acc), np.float64(low)
 
@@ -182,13 +273,15 @@ if HAVE_NUMBA:
         p = p * r + np.float32(1.0)
         return p * _as_f32((np.int32(n) + np.int32(127)) << np.int32(23))
 
-    @njit(cache=True, fastmath=_FM)
-    def _expsum_libm(row, o, m, start, stop, clamp):
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _expsum_libm(x, xo, o, oo, m, n, clamp):
         """The same with the C library's scalar exp (for the chapter's ablation)."""
+        xo = np.uint64(xo)
+        oo = np.uint64(oo)
         acc = 0.0
-        for j in range(np.uint64(start), np.uint64(stop)):
-            e = math.exp(row[j] - m)
-            o[j] = e
+        for j in range(np.uint64(0), np.uint64(n)):
+            e = math.exp(x[xo + j] - m)
+            o[oo + j] = e
             acc += e
         return acc, 0.0
 
@@ -197,29 +290,26 @@ if HAVE_NUMBA:
     # integer max/min reduction vectorises where numba's floating-point one does not. A NaN
     # with the sign bit clear has the largest key, one with it set the smallest.
 
-    @njit(cache=True)
-    def _keys_f64(b, start, stop):
+    @njit(cache=True, inline="always")
+    def _keys(b, start, stop):
+        """The largest and smallest key of ``b[start:stop]`` (the bits of a float array)."""
         _wide()
-        hi = np.int64(-9223372036854775808)
-        lo = np.int64(9223372036854775807)
+        kmin, kmax = _key_range(b)
+        hi = kmin
+        lo = kmax
+        mask = kmax
         for j in range(np.uint64(start), np.uint64(stop)):
             v = b[j]
-            k = v if v >= 0 else v ^ _MASK64
+            k = v if v >= 0 else _cast(v ^ mask, b)     # (numba widens int32 operations)
             hi = k if k > hi else hi
             lo = k if k < lo else lo
         return hi, lo
 
-    @njit(cache=True)
-    def _keys_f32(b, start, stop):
-        _wide()
-        hi = np.int32(-2147483648)
-        lo = np.int32(2147483647)
-        for j in range(np.uint64(start), np.uint64(stop)):
-            v = b[j]
-            k = v if v >= 0 else np.int32(v ^ _MASK32)    # (numba widens int32 ops)
-            hi = k if k > hi else hi
-            lo = k if k < lo else lo
-        return hi, lo
+    @njit(cache=True, inline="always")
+    def _value(k, b):
+        """The float whose key is ``k``."""
+        mask = _key_range(b)[1]
+        return _from_key(k if k >= 0 else _cast(k ^ mask, b))
 
     @njit(cache=True, fastmath=_FM)
     def _scale(o, f, start, stop):
@@ -227,11 +317,38 @@ if HAVE_NUMBA:
         for j in range(np.uint64(start), np.uint64(stop)):
             o[j] = o[j] * f
 
-    @njit(cache=True, fastmath=_FM)
-    def _divide(o, s, start, stop):
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _emit(sb, so, out, oo, n, f, divide, stream, mis):
+        """``out[oo:oo+n] = sb[so:so+n] * f`` (or ``/ f`` if ``divide``), with streaming
+        stores if ``stream``: ordinary ones up to the first 64-byte boundary of ``out``
+        (whose first entry lies ``mis`` entries past one), streaming ones after it."""
         _wide()
+        so = np.uint64(so)
+        oo = np.uint64(oo)
+        n = np.uint64(n)
+        h = n
+        if stream:
+            v = np.uint64(64 // out.itemsize)
+            h = min(n, (v - (np.uint64(mis) + oo) % v) % v)
+        if divide:
+            for j in range(np.uint64(0), h):
+                out[oo + j] = sb[so + j] / f
+            for j in range(h, n):
+                _stream(out, oo + j, sb[so + j] / f)
+        else:
+            for j in range(np.uint64(0), h):
+                out[oo + j] = sb[so + j] * f
+            for j in range(h, n):
+                _stream(out, oo + j, sb[so + j] * f)
+
+    @njit(cache=True, fastmath=_FM)
+    def _sum(v, start, stop):
+        """Sum of ``v[start:stop]`` (in vector lanes), not inlined for the same reason."""
+        _wide()
+        acc = 0.0
         for j in range(np.uint64(start), np.uint64(stop)):
-            o[j] = o[j] / s
+            acc += v[j]
+        return acc
 
     @njit(cache=True)
     def _pairwise(part, n):
@@ -247,199 +364,216 @@ if HAVE_NUMBA:
                 n = half
         return part[0] if n == 1 else 0.0
 
-    def _make_rows(expsum, keys, ftype, itype, mask, floor):
-        """The row kernel for one dtype (``ftype``, with integer keys of ``itype``)."""
-        bitcast = _as_f64 if ftype is np.float64 else _as_f32
+    # ---- rows ---------------------------------------------------------------------------------
+    # Every array is flat (rows of ``K`` entries one after another) and every position an
+    # index into it: a row is never sliced into a view. The per-row functions are inlined
+    # and work on borrowed arrays (see _borrow): no reference is counted per row.
 
-        @njit(cache=True, inline="always")
-        def value(k):
-            return bitcast(itype(k if k >= 0 else k ^ mask))
-
-        @njit(cache=True)
-        def segment(row, o, a, e, khi, klo, nbits, na, ne, part, scratch):
-            """Shifted exponentials of ``row[a:e]`` into ``o[a:e]``, given the keys of its
-            maximum and minimum; on the way, the keys of the next segment ``nbits[na:ne]``
-            (read from memory while this one computes). Returns (max, sum, next keys):
-            a NaN maximum if the row must be all NaN (a NaN or +inf entry), -inf if every
-            entry is -inf (then ``o[a:e]`` is zero and the sum 0)."""
-            m = value(khi)
-            mn = value(klo)
-            if m != m or m == np.inf or mn != mn or m == -np.inf:
-                nh, nl = keys(nbits, na, ne)
-                if m == -np.inf and mn == -np.inf:
-                    for j in range(a, e):
-                        o[j] = 0.0
-                    return m, 0.0, nh, nl
-                return np.nan, 0.0, nh, nl
-            w = e - a
-            fused = min(w, ne - na)             # entries whose neighbour key is fused in
-            nb = (w + _SUM_BLOCK - 1) // _SUM_BLOCK
-            nh, nl = keys(nbits, na + fused, ne)
-            if mn - m >= floor:                 # the common case: no clamping needed
-                for b in range(nb):
-                    s0 = b * _SUM_BLOCK
-                    s1 = min(w, s0 + _SUM_BLOCK)
-                    f1 = max(s0, min(s1, fused))
-                    part[b], _ = expsum(row, o, m, a + s0, a + s1, False)
-                    if f1 > s0:
-                        h2, l2 = keys(nbits, na + s0, na + f1)
-                        nh = h2 if h2 > nh else nh
-                        nl = l2 if l2 < nl else nl
-                return m, _pairwise(part, nb), nh, nl
-            # Entries below the normal range of 2^n: clamped in the vector loop, then redone
-            # by the scalar exp. The logits are kept in scratch, since o may be row.
-            h2, l2 = keys(nbits, na, na + fused)
-            nh = h2 if h2 > nh else nh
-            nl = l2 if l2 < nl else nl
-            for j in range(w):
-                scratch[j] = row[a + j]
-            expsum(scratch, o[a:e], m, 0, w, True)
-            for j in range(w):
-                d = scratch[j] - m
-                if d < floor:
-                    o[a + j] = math.exp(d)
-            for b in range(nb):
-                s0 = a + b * _SUM_BLOCK
-                acc = 0.0
-                for j in range(s0, min(e, s0 + _SUM_BLOCK)):
-                    acc += o[j]
-                part[b] = acc
-            return m, _pairwise(part, nb), nh, nl
-
-        @njit(cache=True)
-        def finish(o, ms, ss, nc, K, divide):
-            """Scale a row whose chunks have maxima ``ms`` and sums ``ss``: one chunk is
-            divided by its sum; several are merged as the online normalizer does."""
-            M = -np.inf
-            bad = False
-            for q in range(nc):
-                bad = bad or ms[q] != ms[q]
-                M = ms[q] if ms[q] > M else M
-            if bad or M == -np.inf:             # NaN or +inf entry, or only -inf
-                for j in range(K):
-                    o[j] = np.nan
-                return
-            if nc == 1:
-                if divide:
-                    _divide(o, ftype(ss[0]), 0, K)
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _segment(x, b, sb, a, e, so, khi, klo, na, ne, part, libm):
+        """Shifted exponentials of ``x[a:e]`` into ``sb[so:so+e-a]``, given the keys of its
+        maximum and minimum; on the way, the keys of the next segment ``b[na:ne]`` (read
+        from memory while this one computes). Returns (max, sum, next keys): a NaN maximum
+        if the row must be all NaN (a NaN or +inf entry), -inf if every entry is -inf (then
+        the exponentials are zero and the sum 0)."""
+        m = _value(khi, b)
+        mn = _value(klo, b)
+        w = e - a
+        if m != m or m == np.inf or mn != mn or m == -np.inf:
+            nh, nl = _keys(b, na, ne)
+            if m == -np.inf and mn == -np.inf:
+                for j in range(w):
+                    sb[so + j] = 0.0
+                return m, 0.0, nh, nl
+            return np.nan, 0.0, nh, nl
+        floor = _floor_of(x)
+        fused = min(w, ne - na)             # entries whose neighbour key is fused in
+        nb = (w + _SUM_BLOCK - 1) // _SUM_BLOCK
+        nh, nl = _keys(b, na + fused, ne)
+        if mn - m >= floor:                 # the common case: no clamping needed
+            for k in range(nb):
+                s0 = k * _SUM_BLOCK
+                s1 = min(w, s0 + _SUM_BLOCK)
+                f1 = max(s0, min(s1, fused))
+                if libm:
+                    part[k], _ = _expsum_libm(x, a + s0, sb, so + s0, m, s1 - s0, False)
                 else:
-                    _scale(o, ftype(1.0 / ss[0]), 0, K)
-                return
-            d = 0.0
+                    part[k], _ = _expsum(x, a + s0, sb, so + s0, m, s1 - s0, False)
+                if f1 > s0:
+                    h2, l2 = _keys(b, na + s0, na + f1)
+                    nh = h2 if h2 > nh else nh
+                    nl = l2 if l2 < nl else nl
+            return m, _pairwise(part, nb), nh, nl
+        # Entries below the normal range of 2^n: clamped in the vector loop, then redone by
+        # the scalar exp (``sb`` is a buffer of its own, so the logits are still there).
+        h2, l2 = _keys(b, na, na + fused)
+        nh = h2 if h2 > nh else nh
+        nl = l2 if l2 < nl else nl
+        _expsum(x, a, sb, so, m, w, True)
+        for j in range(w):
+            d = x[a + j] - m
+            if d < floor:
+                sb[so + j] = math.exp(d)
+        for k in range(nb):
+            s0 = so + k * _SUM_BLOCK
+            part[k] = _sum(sb, s0, min(so + w, s0 + _SUM_BLOCK))
+        return m, _pairwise(part, nb), nh, nl
+
+    @njit(cache=True)
+    def _merge(ms, ss, nc):
+        """The row's normalizer from its chunks' (max, sum) pairs, as the online normalizer
+        merges them; ``ms`` becomes each chunk's factor exp(m_q - M) / d. NaN if the row must
+        be all NaN (a NaN or +inf entry, or only -inf). Not inlined, and without fast-math:
+        one thread and the split path run the same code, so the sum has the same order."""
+        M = -np.inf
+        bad = False
+        for q in range(nc):
+            bad = bad or ms[q] != ms[q]
+            M = ms[q] if ms[q] > M else M
+        if bad or M == -np.inf:
+            return np.nan
+        d = 0.0
+        for q in range(nc):
+            ms[q] = math.exp(ms[q] - M)
+            d += ss[q] * ms[q]
+        for q in range(nc):
+            ms[q] = ms[q] / d
+        return d
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _finish(sb, out, oo, ms, ss, nc, K, divide, stream, mis):
+        """Write a row from its exponentials ``sb[:K]``: one chunk is divided by its sum
+        (times the reciprocal); several are scaled by their factors."""
+        if nc == 1 and ms[0] == ms[0] and ms[0] != -np.inf:
+            f = _cast(ss[0], sb) if divide else _cast(1.0 / ss[0], sb)
+            _emit(sb, 0, out, oo, K, f, divide, stream, mis)
+            return
+        d = _merge(ms, ss, nc)
+        if d != d:
+            for j in range(K):
+                out[oo + j] = np.nan
+            return
+        for q in range(nc):
+            a = q * _CHUNK
+            _emit(sb, a, out, oo + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb), False,
+                  stream, mis)
+
+    @njit(cache=True, fastmath=_FM)
+    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, divide, stream, mis, libm):
+        """Rows ``r0:r1``, chunk by chunk; the keys of each chunk (its maximum and minimum)
+        are found while the previous chunk's exponentials are computed."""
+        x, b, out, sb = _borrow(x), _borrow(b), _borrow(out), _borrow(sb)
+        part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
+        nc = (K + _CHUNK - 1) // _CHUNK
+        khi, klo = _keys(b, r0 * K, r0 * K + min(K, _CHUNK))
+        for i in range(r0, r1):
+            base = i * K
             for q in range(nc):
-                ms[q] = math.exp(ms[q] - M)    # each chunk's scale relative to the row max
-                d += ss[q] * ms[q]
-            for q in range(nc):
-                _scale(o, ftype(ms[q] / d), q * _CHUNK, min(K, (q + 1) * _CHUNK))
+                a = base + q * _CHUNK
+                e = min(base + K, a + _CHUNK)
+                ne = e                           # the next chunk: in this row or the next
+                if q + 1 < nc:
+                    ne = min(base + K, e + _CHUNK)
+                elif i + 1 < r1:
+                    ne = e + min(K, _CHUNK)
+                ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, q * _CHUNK, khi, klo,
+                                                  e, ne, part, libm)
+            _finish(sb, out, base, ms, ss, nc, K, divide, stream, mis)
+        if stream:
+            _sfence()
 
-        @njit(cache=True)
-        def run(x, bx, out, r0, r1, part, scratch, ms, ss, divide):
-            """Rows ``r0:r1``, chunk by chunk; the keys of each chunk (its maximum and
-            minimum) are found while the previous chunk's exponentials are computed."""
-            K = x.shape[1]
-            nc = (K + _CHUNK - 1) // _CHUNK
-            khi, klo = keys(bx[r0], 0, min(K, _CHUNK))
-            for i in range(r0, r1):
-                for q in range(nc):
-                    a = q * _CHUNK
-                    e = min(K, a + _CHUNK)
-                    ni, na, ne = i, 0, 0           # the next chunk: in this row or the next
-                    if q + 1 < nc:
-                        na, ne = e, min(K, e + _CHUNK)
-                    elif i + 1 < r1:
-                        ni, ne = i + 1, min(K, _CHUNK)
-                    ms[q], ss[q], khi, klo = segment(x[i], out[i], a, e, khi, klo, bx[ni],
-                                                     na, ne, part, scratch)
-                finish(out[i], ms, ss, nc, K, divide)
+    @njit(cache=True, fastmath=_FM)
+    def _some_chunks(x, b, sb, base, K, q0, q1, part, ms, ss, libm):
+        """Chunks ``q0:q1`` of the row at ``base`` (the same pipeline, within the row)."""
+        x, b, sb = _borrow(x), _borrow(b), _borrow(sb)
+        part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
+        khi, klo = _keys(b, base + q0 * _CHUNK, base + min(K, (q0 + 1) * _CHUNK))
+        for q in range(q0, q1):
+            a = base + q * _CHUNK
+            e = min(base + K, a + _CHUNK)
+            ne = min(base + K, e + _CHUNK) if q + 1 < q1 else e
+            ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, q * _CHUNK, khi, klo,
+                                              e, ne, part, libm)
 
-        @njit(cache=True)
-        def some_chunks(row, bits, o, q0, q1, part, scratch, ms, ss):
-            """Chunks ``q0:q1`` of one row (the same pipeline, within the row)."""
-            K = row.shape[0]
-            khi, klo = keys(bits, q0 * _CHUNK, min(K, (q0 + 1) * _CHUNK))
-            for q in range(q0, q1):
-                a = q * _CHUNK
-                e = min(K, a + _CHUNK)
-                na, ne = 0, 0
-                if q + 1 < q1:
-                    na, ne = e, min(K, e + _CHUNK)
-                ms[q], ss[q], khi, klo = segment(row, o, a, e, khi, klo, bits, na, ne,
-                                                 part, scratch)
+    @njit(cache=True, fastmath=_FM)
+    def _emit_chunks(sb, out, base, K, q0, q1, ms, d, stream, mis):
+        """Chunks ``q0:q1`` of a split row written out, each scaled by its factor."""
+        for q in range(q0, q1):
+            a = q * _CHUNK
+            _emit(sb, a, out, base + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb),
+                  False, stream, mis)
+        if stream:
+            _sfence()
 
-        @njit(parallel=True, cache=True)
-        def rows(x, out, nchunks, divide):
-            n, K = x.shape
-            nc = (K + _CHUNK - 1) // _CHUNK
-            bx = x.view(itype)
-            if n < nchunks and nc > 1:
-                # Fewer rows than threads: the chunks of each row are shared out, and their
-                # (max, sum) pairs merged in the same order as one thread would (same bits).
-                per_q = (nc + nchunks - 1) // nchunks
-                ms = np.empty(nc)
-                ss = np.empty(nc)
-                for i in range(n):
-                    for c in prange(nchunks):
-                        part = np.empty(_CHUNK // _SUM_BLOCK)
-                        scratch = np.empty(_CHUNK, ftype)
-                        q0 = c * per_q
-                        q1 = min(nc, q0 + per_q)
-                        if q0 < q1:
-                            some_chunks(x[i], bx[i], out[i], q0, q1, part, scratch, ms, ss)
-                    d = 0.0
-                    M = -np.inf
-                    bad = False
-                    for q in range(nc):
-                        bad = bad or ms[q] != ms[q]
-                        M = ms[q] if ms[q] > M else M
-                    if bad or M == -np.inf:
-                        out[i, :] = np.nan
-                        continue
-                    for q in range(nc):
-                        ms[q] = math.exp(ms[q] - M)
-                        d += ss[q] * ms[q]
-                    for c in prange(nchunks):
-                        for q in range(c * per_q, min(nc, (c + 1) * per_q)):
-                            _scale(out[i], ftype(ms[q] / d), q * _CHUNK,
-                                   min(K, (q + 1) * _CHUNK))
-                return
-            per = (n + nchunks - 1) // nchunks
-            for c in prange(nchunks):                # one contiguous run of rows per thread
-                part = np.empty(_CHUNK // _SUM_BLOCK)   # scratch, allocated once per run
-                scratch = np.empty(min(K, _CHUNK), ftype)
-                ms = np.empty(nc)
-                ss = np.empty(nc)
-                r0 = c * per
-                r1 = min(n, r0 + per)
-                if r0 < r1:
-                    run(x, bx, out, r0, r1, part, scratch, ms, ss, divide)
+    @njit(parallel=True, cache=True)
+    def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm):
+        nc = (K + _CHUNK - 1) // _CHUNK
+        if n < nchunks and nc > 1:
+            # Fewer rows than threads: the chunks of each row are shared out, and their
+            # (max, sum) pairs merged in the same order as one thread would (same bits).
+            per_q = (nc + nchunks - 1) // nchunks
+            ms = np.empty(nc)
+            ss = np.empty(nc)
+            sb = np.empty(K, x.dtype)
+            for i in range(n):
+                base = i * K
+                for c in prange(nchunks):
+                    q0 = c * per_q
+                    q1 = min(nc, q0 + per_q)
+                    if q0 < q1:
+                        _some_chunks(x, b, sb, base, K, q0, q1,
+                                     np.empty(_CHUNK // _SUM_BLOCK), ms, ss, libm)
+                d = _merge(ms, ss, nc)
+                if d != d:
+                    for j in range(K):
+                        out[base + j] = np.nan
+                    continue
+                for c in prange(nchunks):
+                    q0 = c * per_q
+                    _emit_chunks(sb, out, base, K, q0, min(nc, q0 + per_q), ms, d,
+                                 stream, mis)
+            return
+        per = (n + nchunks - 1) // nchunks
+        for c in prange(nchunks):                # one contiguous run of rows per thread
+            r0 = c * per
+            r1 = min(n, r0 + per)
+            if r0 < r1:                          # buffers allocated once per run
+                _run(x, b, out, r0, r1, K, np.empty(K, x.dtype),
+                     np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc),
+                     divide, stream, mis, libm)
 
-        @njit(cache=True)
-        def rows_one(x, out, divide):
-            """``rows`` on one thread, without a parallel region: no thread of numba's pool
-            is woken (which costs microseconds per call, and much more when the machine's
-            other CPUs are busy)."""
-            n, K = x.shape
-            if n == 0:
-                return
-            nc = (K + _CHUNK - 1) // _CHUNK
-            run(x, x.view(itype), out, 0, n, np.empty(_CHUNK // _SUM_BLOCK),
-                np.empty(min(K, _CHUNK), ftype), np.empty(nc), np.empty(nc), divide)
+    @njit(cache=True)
+    def _rows_one(x, b, out, n, K, divide, stream, mis, libm):
+        """``_rows`` on one thread, without a parallel region: no thread of numba's pool is
+        woken (which costs microseconds per call, and much more when the machine's other
+        CPUs are busy)."""
+        if n == 0:
+            return
+        nc = (K + _CHUNK - 1) // _CHUNK
+        _run(x, b, out, 0, n, K, np.empty(K, x.dtype), np.empty(_CHUNK // _SUM_BLOCK),
+             np.empty(nc), np.empty(nc), divide, stream, mis, libm)
 
-        def call(x, out, nchunks, divide):
-            if nchunks == 1:
-                rows_one(x, out, divide)
-            else:
-                rows(x, out, nchunks, divide)
-        return call
 
-    _ROWS = {np.dtype(np.float64): _make_rows(_expsum_f64, _keys_f64,
-                                              np.float64, np.int64, _MASK64, _MIN_F64),
-             np.dtype(np.float32): _make_rows(_expsum_f32, _keys_f32,
-                                              np.float32, np.int32, _MASK32,
-                                              float(_MIN_F32))}
-    #: A variant for chapter 10's ablation (not part of the API): the C library's scalar exp.
-    _ROWS_LIBM = {np.dtype(np.float64): _make_rows(_expsum_libm, _keys_f64, np.float64,
-                                                   np.int64, _MASK64, _MIN_F64)}
+def _rows_call(x, out, nchunks, divide, stream=False, libm=False):
+    """Softmax of the C-contiguous rows of ``x`` (2-d, float32 or float64) into ``out``
+    (C-contiguous, same dtype), with streaming stores if ``stream`` allows (and ``out``
+    is aligned), with the C library's exp if ``libm`` (the chapter's ablation)."""
+    n, K = x.shape
+    flat = x.reshape(-1)
+    o = out.reshape(-1)
+    itype = np.int32 if x.dtype == np.float32 else np.int64
+    address = o.ctypes.data
+    size = o.itemsize
+    mis = (address // size) % (64 // size)
+    # A line that a row shares with its neighbour would be written partly by ordinary and
+    # partly by streaming stores, which costs more than it saves: stream only rows that
+    # start on a line, or rows long enough for that not to matter.
+    lined = mis == 0 and (K * size) % 64 == 0
+    stream = bool(stream) and address % size == 0 and (lined or K * size >= 16384)
+    if nchunks == 1:
+        _rows_one(flat, flat.view(itype), o, n, K, divide, stream, mis, libm)
+    else:
+        _rows(flat, flat.view(itype), o, n, K, nchunks, divide, stream, mis, libm)
 
 
 def exp_poly(x):
@@ -463,14 +597,24 @@ def exp_poly(x):
         return np.exp(x)
     out = np.empty_like(x)
     if x.dtype == np.float64:
-        _expsum_f64(x, out, 0.0, 0, x.shape[0], True)
+        _expsum(x, 0, out, 0, 0.0, x.shape[0], True)
         floor = _MIN_F64
     else:
-        _expsum_f32(x, out, np.float32(0), 0, x.shape[0], True)
+        _expsum(x, 0, out, 0, np.float32(0), x.shape[0], True)
         floor = _MIN_F32
     low = x < floor
     out[low] = np.exp(x[low])
     return out
+
+
+def _aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line, and the
+    alignment that streaming vector stores need); NumPy itself guarantees only 16 bytes."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(n * dtype.itemsize + 64, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip:skip + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
 _warned = False
@@ -497,17 +641,24 @@ def _thread_pool(want):
 
 #: Bytes per block of rows handed to the compiled kernel (2-8 MiB measured best).
 _BLOCK_BYTES = 4 * 1024 * 1024
+#: Outputs of at least this many bytes are written with streaming stores (smaller ones are
+#: likely to be read again while they are still in the cache, so they are written to it).
+_STREAM_BYTES = 8 * 1024 * 1024
 
 
-def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=False):
+def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=False,
+                   _stream=None):
     """Softmax by a compiled row kernel (numba), at or near the speed of memory.
 
     Per row: the maximum (found with the minimum, which tells whether any entry falls below
-    the fast exponential's range), then the shifted exponentials written and summed in the
-    same loop, then one scaling by the reciprocal of the sum, the row staying in cache between
-    the passes. Rows longer than a chunk (4096 entries) are done chunk by chunk, each shifted
-    by its own maximum and merged as the online normalizer of chapter 10 does, so the input
-    is read from memory once. Rows are spread over ``threads`` threads.
+    the fast exponential's range), then the shifted exponentials written to a buffer of the
+    thread's own and summed in the same loop, then the row written out, scaled by the
+    reciprocal of the sum. The row stays in cache between the passes, so the input is read
+    from memory once and the output written once: for large outputs with streaming stores,
+    which do not read the output's lines into the cache before writing them. Rows longer
+    than a chunk (4096 entries) are done chunk by chunk, each shifted by its own maximum and
+    merged as the online normalizer of chapter 10 does. Rows are spread over ``threads``
+    threads.
 
     Parameters
     ----------
@@ -578,7 +729,10 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     work = np.dtype(np.float32) if native.itemsize <= 4 else np.dtype(np.float64)
     nchunks = int(threads)
 
-    rows_fn = _ROWS[work] if _exp == "poly" else _ROWS_LIBM[work]
+    libm = _exp != "poly"
+
+    def rows_fn(x, o, nchunks, divide, stream=False):
+        _rows_call(x, o, nchunks, divide, stream, libm)
     want = min(nchunks, numba.config.NUMBA_NUM_THREADS)
 
     # The common case, C-contiguous native rows along the last axis into a separate (or new)
@@ -587,11 +741,15 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     if (a.dtype == work and axis == a.ndim - 1 and a.flags.c_contiguous
             and (out is None or (out.flags.c_contiguous and out.dtype == work
                                  and not np.may_share_memory(a, out)))):
-        res = np.empty(a.shape, work) if out is None else out
+        res = _aligned_empty(a.shape, work) if out is None else out
         K = a.shape[-1]
+        stream = res.nbytes >= _STREAM_BYTES if _stream is None else _stream
         with _thread_pool(want):
-            rows_fn(a.reshape(-1, K), res.reshape(-1, K), nchunks, _divide)
+            rows_fn(a.reshape(-1, K), res.reshape(-1, K), nchunks, _divide, stream)
         return res
+
+    nbytes = np.prod(a.shape, dtype=np.int64) * np.dtype(dtype).itemsize
+    stream = nbytes >= _STREAM_BYTES if _stream is None else _stream
 
     def kernel(x, o):
         # In place, the block is copied first: the compiled loops then see no aliasing
@@ -603,7 +761,7 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
             rows_fn(x, tmp, nchunks, _divide)
             o[...] = tmp
         else:
-            rows_fn(x, o, nchunks, _divide)
+            rows_fn(x, o, nchunks, _divide, stream)
 
     # C-contiguous native rows are handed over whole (a quarter of the array at a time);
     # other layouts go through blocks that are converted to contiguous rows.

@@ -140,3 +140,42 @@ def test_a_long_row_with_a_chunk_of_only_minus_inf(dtype, threads):
     np.testing.assert_array_equal(softmax_kernel(z, threads=threads)[0, :C], 0.0)
     np.testing.assert_allclose(softmax_kernel(z, threads=threads), ref,
                                rtol=50 * np.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streaming_stores_write_the_same_bits_at_every_alignment(dtype, threads):
+    """Streaming stores start at the first 64-byte boundary of each row's output; whatever
+    the output's offset from a line and whatever the row length (short rows of one line,
+    rows of many lines, rows of several chunks), every entry is written, with the bits of
+    the ordinary stores, and nothing outside the output is touched."""
+    rng = np.random.default_rng(8)
+    per_line = 64 // np.dtype(dtype).itemsize
+    for n, K in ((3, 5), (4, 16), (5, 64), (2, 300), (3, 4096 + 37), (1, 3 * 4096 + 1)):
+        z = rng.normal(0, 5, (n, K)).astype(dtype)
+        z[0, 1] = -1e4 if K > 1 else z[0, 0]     # an entry below 2^n's range
+        if n > 2:
+            z[1] = -np.inf
+            z[2, 0] = np.nan
+        want = softmax_kernel(z, threads=threads, _stream=False)
+        raw = np.full(n * K + 2 * per_line, 7.0, dtype)
+        for offset in range(per_line):
+            raw[...] = 7.0
+            o = raw[offset:offset + n * K].reshape(n, K)
+            softmax_kernel(z, out=o, threads=threads, _stream=True)
+            np.testing.assert_array_equal(o, want)
+            assert np.all(raw[:offset] == 7.0) and np.all(raw[offset + n * K:] == 7.0)
+
+
+def test_large_outputs_stream_and_new_outputs_are_line_aligned():
+    """Outputs of 8 MiB and more take the streaming path by default (the same bits as the
+    ordinary one), and a new output starts on a 64-byte line."""
+    z = np.random.default_rng(9).normal(0, 3, (2100, 1000)).astype(np.float32)
+    assert z.nbytes >= kernel._STREAM_BYTES
+    got = softmax_kernel(z)
+    assert got.ctypes.data % 64 == 0 and got.flags.c_contiguous and got.flags.writeable
+    np.testing.assert_array_equal(got, softmax_kernel(z, _stream=False))
+    np.testing.assert_array_equal(softmax_kernel(z, threads=2), got)
+    small = softmax_kernel(z[:3])
+    assert small.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(small, got[:3])
