@@ -21,6 +21,15 @@ block by block between the blocks of this one's exponentials, so that its memory
 overlaps their arithmetic, and every loop asks LLVM for 512-bit vectors where the machine has
 them (by default LLVM stops at 256 bits on Intel parts with AVX-512).
 
+The exponentials of a row go to a buffer of the thread's own (one row long, so it stays in
+the cache for rows that fit there), and are then written to the output, scaled. When the
+output is large (at least ``_STREAM_BYTES``) those writes are *streaming* (non-temporal)
+stores: they go to memory without first reading each line of the output into the cache
+(write-allocate), which an ordinary store does and which costs a third stream of traffic;
+a large ``memcpy``, the yardstick of chapter 10, avoids it the same way. The row loops work
+on borrowed arrays (no reference counting per call), and new outputs are 64-byte aligned so
+that the streaming stores cover whole cache lines.
+
 Its accuracy in ulps, measured against mpmath, is stated in :data:`EXP_ULP` and tested.
 Arguments below the normal range of ``2^n`` are handed to the scalar ``math.exp`` (rare in
 softmax: they are entries more than about 708 (float64) or 87 (float32) below their row's
