@@ -154,6 +154,10 @@ _FM = {"contract", "reassoc"}      # fused multiply-adds; sums may be reordered 
 #: its maximum and its exponentials).
 _SUM_BLOCK = 256
 _CHUNK = 4096
+#: Rows longer than this (in bytes) write their exponentials into the output row itself
+#: and scale them there: a separate row buffer that large would not stay in the cache,
+#: and its fresh pages would cost page faults at every call.
+_BUFFER_BYTES = 16 * 1024 * 1024
 
 if HAVE_NUMBA:
     # ---- what differs between float32 and float64, chosen by the argument's type ---------
@@ -450,12 +454,12 @@ if HAVE_NUMBA:
         return d
 
     @njit(cache=True, fastmath=_FM, inline="always")
-    def _finish(sb, out, oo, ms, ss, nc, K, divide, stream, mis):
-        """Write a row from its exponentials ``sb[:K]``: one chunk is divided by its sum
-        (times the reciprocal); several are scaled by their factors."""
+    def _finish(sb, sbase, out, oo, ms, ss, nc, K, divide, stream, mis):
+        """Write a row from its exponentials ``sb[sbase:sbase+K]``: one chunk is divided by
+        its sum (times the reciprocal); several are scaled by their factors."""
         if nc == 1 and ms[0] == ms[0] and ms[0] != -np.inf:
             f = _cast(ss[0], sb) if divide else _cast(1.0 / ss[0], sb)
-            _emit(sb, 0, out, oo, K, f, divide, stream, mis)
+            _emit(sb, sbase, out, oo, K, f, divide, stream, mis)
             return
         d = _merge(ms, ss, nc)
         if d != d:
@@ -464,19 +468,21 @@ if HAVE_NUMBA:
             return
         for q in range(nc):
             a = q * _CHUNK
-            _emit(sb, a, out, oo + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb), False,
-                  stream, mis)
+            _emit(sb, sbase + a, out, oo + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb),
+                  False, stream, mis)
 
     @njit(cache=True, fastmath=_FM)
-    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, divide, stream, mis, libm):
+    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, divide, stream, mis, libm, inplace):
         """Rows ``r0:r1``, chunk by chunk; the keys of each chunk (its maximum and minimum)
-        are found while the previous chunk's exponentials are computed."""
+        are found while the previous chunk's exponentials are computed. The exponentials
+        go to the row buffer ``sb``, or, if ``inplace``, to the output row itself."""
         x, b, out, sb = _borrow(x), _borrow(b), _borrow(out), _borrow(sb)
         part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
         nc = (K + _CHUNK - 1) // _CHUNK
         khi, klo = _keys(b, r0 * K, r0 * K + min(K, _CHUNK))
         for i in range(r0, r1):
             base = i * K
+            sbase = base if inplace else 0
             for q in range(nc):
                 a = base + q * _CHUNK
                 e = min(base + K, a + _CHUNK)
@@ -485,15 +491,16 @@ if HAVE_NUMBA:
                     ne = min(base + K, e + _CHUNK)
                 elif i + 1 < r1:
                     ne = e + min(K, _CHUNK)
-                ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, q * _CHUNK, khi, klo,
-                                                  e, ne, part, libm)
-            _finish(sb, out, base, ms, ss, nc, K, divide, stream, mis)
+                ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, sbase + q * _CHUNK, khi,
+                                                  klo, e, ne, part, libm)
+            _finish(sb, sbase, out, base, ms, ss, nc, K, divide, stream, mis)
         if stream:
             _sfence()
 
     @njit(cache=True, fastmath=_FM)
-    def _some_chunks(x, b, sb, base, K, q0, q1, part, ms, ss, libm):
-        """Chunks ``q0:q1`` of the row at ``base`` (the same pipeline, within the row)."""
+    def _some_chunks(x, b, sb, sbase, base, K, q0, q1, part, ms, ss, libm):
+        """Chunks ``q0:q1`` of the row at ``base`` (the same pipeline, within the row), their
+        exponentials into ``sb`` from ``sbase`` on."""
         x, b, sb = _borrow(x), _borrow(b), _borrow(sb)
         part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
         khi, klo = _keys(b, base + q0 * _CHUNK, base + min(K, (q0 + 1) * _CHUNK))
@@ -501,15 +508,15 @@ if HAVE_NUMBA:
             a = base + q * _CHUNK
             e = min(base + K, a + _CHUNK)
             ne = min(base + K, e + _CHUNK) if q + 1 < q1 else e
-            ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, q * _CHUNK, khi, klo,
-                                              e, ne, part, libm)
+            ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, sbase + q * _CHUNK, khi,
+                                              klo, e, ne, part, libm)
 
     @njit(cache=True, fastmath=_FM)
-    def _emit_chunks(sb, out, base, K, q0, q1, ms, d, stream, mis):
+    def _emit_chunks(sb, sbase, out, base, K, q0, q1, ms, d, stream, mis):
         """Chunks ``q0:q1`` of a split row written out, each scaled by its factor."""
         for q in range(q0, q1):
             a = q * _CHUNK
-            _emit(sb, a, out, base + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb),
+            _emit(sb, sbase + a, out, base + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb),
                   False, stream, mis)
         if stream:
             _sfence()
@@ -517,20 +524,23 @@ if HAVE_NUMBA:
     @njit(parallel=True, cache=True)
     def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm):
         nc = (K + _CHUNK - 1) // _CHUNK
+        inplace = K * x.itemsize > _BUFFER_BYTES
+        stream = stream and not inplace     # the output's lines are read there anyway
         if n < nchunks and nc > 1:
             # Fewer rows than threads: the chunks of each row are shared out, and their
             # (max, sum) pairs merged in the same order as one thread would (same bits).
             per_q = (nc + nchunks - 1) // nchunks
             ms = np.empty(nc)
             ss = np.empty(nc)
-            sb = np.empty(K, x.dtype)
+            sb = out if inplace else np.empty(K, x.dtype)
             for i in range(n):
                 base = i * K
+                sbase = base if inplace else 0
                 for c in prange(nchunks):
                     q0 = c * per_q
                     q1 = min(nc, q0 + per_q)
                     if q0 < q1:
-                        _some_chunks(x, b, sb, base, K, q0, q1,
+                        _some_chunks(x, b, sb, sbase, base, K, q0, q1,
                                      np.empty(_CHUNK // _SUM_BLOCK), ms, ss, libm)
                 d = _merge(ms, ss, nc)
                 if d != d:
@@ -539,17 +549,17 @@ if HAVE_NUMBA:
                     continue
                 for c in prange(nchunks):
                     q0 = c * per_q
-                    _emit_chunks(sb, out, base, K, q0, min(nc, q0 + per_q), ms, d,
-                                 stream, mis)
+                    _emit_chunks(sb, sbase, out, base, K, q0, min(nc, q0 + per_q), ms,
+                                 d, stream, mis)
             return
         per = (n + nchunks - 1) // nchunks
         for c in prange(nchunks):                # one contiguous run of rows per thread
             r0 = c * per
             r1 = min(n, r0 + per)
             if r0 < r1:                          # buffers allocated once per run
-                _run(x, b, out, r0, r1, K, np.empty(K, x.dtype),
+                _run(x, b, out, r0, r1, K, out if inplace else np.empty(K, x.dtype),
                      np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc),
-                     divide, stream, mis, libm)
+                     divide, stream, mis, libm, inplace)
 
     @njit(cache=True)
     def _rows_one(x, b, out, n, K, divide, stream, mis, libm):
@@ -559,8 +569,11 @@ if HAVE_NUMBA:
         if n == 0:
             return
         nc = (K + _CHUNK - 1) // _CHUNK
-        _run(x, b, out, 0, n, K, np.empty(K, x.dtype), np.empty(_CHUNK // _SUM_BLOCK),
-             np.empty(nc), np.empty(nc), divide, stream, mis, libm)
+        inplace = K * x.itemsize > _BUFFER_BYTES
+        stream = stream and not inplace     # the output's lines are read there anyway
+        _run(x, b, out, 0, n, K, out if inplace else np.empty(K, x.dtype),
+             np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc), divide, stream,
+             mis, libm, inplace)
 
 
 def _rows_call(x, out, nchunks, divide, stream=False, libm=False):

@@ -179,3 +179,27 @@ def test_large_outputs_stream_and_new_outputs_are_line_aligned():
     small = softmax_kernel(z[:3])
     assert small.ctypes.data % 64 == 0
     np.testing.assert_array_equal(small, got[:3])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_too_long_for_a_buffer_are_computed_in_the_output(threads):
+    """Rows of more than _BUFFER_BYTES keep their exponentials in the output row itself
+    (no row buffer); values, special values, the split path and the untouched input are
+    checked there too."""
+    K = kernel._BUFFER_BYTES // 4 + 5                 # float32: just past the limit
+    rng = np.random.default_rng(10)
+    z = rng.normal(0, 5, (3, K)).astype(np.float32)
+    z[0, 7] = -1e4                                    # below 2^n's range: the exact path
+    z[1, : kernel._CHUNK] = -np.inf                   # a chunk of only -inf
+    z[2, K // 2] = np.nan
+    before = z.copy()
+    got = softmax_kernel(z, threads=threads)
+    np.testing.assert_array_equal(z, before)
+    assert np.all(np.isnan(got[2])) and not np.any(np.isnan(got[:2]))
+    want = sb.softmax(z[:2].astype(np.float64))
+    np.testing.assert_allclose(got[:2], want, rtol=50 * np.finfo(np.float32).eps, atol=0)
+    np.testing.assert_array_equal(got[1, : kernel._CHUNK], 0.0)
+    # one row on several threads (chunks shared out) gives the one-thread bits
+    one = softmax_kernel(z[:1])
+    np.testing.assert_array_equal(softmax_kernel(z[:1], threads=threads), one)
+    np.testing.assert_array_equal(one, got[:1])
