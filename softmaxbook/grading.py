@@ -1,9 +1,15 @@
-"""Helpers for the autograded exercises: a student's answer may not call the book's own solution.
+"""Helpers for the autograded exercises: an answer must compute what is asked, itself.
 
 An exercise such as "write a stable softmax" is meaningless if the answer may simply call
 :func:`softmaxbook.softmax`. The test cells run the student's function inside
 :func:`forbidden`, which replaces the named package functions (wherever the package and the
 notebook hold them) by stand-ins that fail with a message saying what is not allowed.
+
+A test cell must also not be fooled by an answer cell that redefines the helpers the test
+uses (``np.testing.assert_allclose = lambda *a, **k: None``) or returns nothing.
+:func:`check_close` and :func:`check` compare with NumPy functions captured when the package
+was imported (before any answer cell ran), first make sure that the usual test helpers are
+still NumPy's own (:func:`check_helpers`), and say in their message what is wrong.
 """
 
 from __future__ import annotations
@@ -11,7 +17,27 @@ from __future__ import annotations
 import contextlib
 import sys
 
-__all__ = ["forbidden", "SOFTMAX_FAMILY"]
+import numpy as np
+import numpy.testing as _npt
+
+__all__ = ["forbidden", "SOFTMAX_FAMILY", "check", "check_close", "check_helpers"]
+
+# NumPy's own functions, captured at import (the package is imported by a chapter's first
+# cell, before any answer cell runs).
+_HELPERS = {
+    ("numpy.testing", "assert_allclose"): _npt.assert_allclose,
+    ("numpy.testing", "assert_array_equal"): _npt.assert_array_equal,
+    ("numpy.testing", "assert_equal"): _npt.assert_equal,
+    ("numpy", "allclose"): np.allclose,
+    ("numpy", "isclose"): np.isclose,
+    ("numpy", "array_equal"): np.array_equal,
+    ("numpy", "all"): np.all,
+    ("numpy", "asarray"): np.asarray,
+    ("numpy", "isfinite"): np.isfinite,
+}
+_MODULES = {"numpy": np, "numpy.testing": _npt}
+_assert_allclose = _npt.assert_allclose
+_asarray = np.asarray
 
 #: Every function of the package that computes a softmax, a log-sum-exp, or something from
 #: which either follows in one line (a loss, a normalizer, a Jacobian, a reference): an
@@ -86,3 +112,68 @@ def forbidden(namespace, *names, exercise=""):
     finally:
         for d, key, value in reversed(saved):
             d[key] = value
+
+
+def check_helpers():
+    """Raise ``AssertionError`` if an answer has replaced a NumPy test helper.
+
+    Examples
+    --------
+    >>> check_helpers()                     # nothing replaced: no error
+    >>> import numpy as np
+    >>> saved = np.testing.assert_allclose
+    >>> np.testing.assert_allclose = lambda *args, **kwargs: None
+    >>> check_helpers()
+    Traceback (most recent call last):
+    ...
+    AssertionError: numpy.testing.assert_allclose has been redefined; a test helper must stay NumPy's own (restart the kernel and run the notebook again)
+    >>> np.testing.assert_allclose = saved
+    """
+    for (module, name), original in _HELPERS.items():
+        if getattr(_MODULES[module], name, None) is not original:
+            raise AssertionError(
+                f"{module}.{name} has been redefined; a test helper must stay NumPy's own "
+                "(restart the kernel and run the notebook again)")
+
+
+def check(condition, message):
+    """``assert condition, message``, after :func:`check_helpers`; ``condition`` must be a
+    real ``True`` (a NumPy boolean counts), not merely something truthy."""
+    check_helpers()
+    if not (condition is True or (isinstance(condition, np.bool_) and bool(condition))):
+        raise AssertionError(message)
+
+
+def check_close(got, want, message, *, rtol=1e-7, atol=0.0, shape=True):
+    """Assert that an answer ``got`` equals ``want`` to within ``rtol`` and ``atol``.
+
+    Unlike a bare ``np.testing.assert_allclose`` it fails, with ``message`` and the reason,
+    when ``got`` is ``None`` or not numeric, when its shape differs from ``want``'s (unless
+    ``shape=False``), and when a test helper has been redefined.
+
+    Examples
+    --------
+    >>> check_close([0.5, 0.5], [0.5, 0.5], "two equal logits")
+    >>> check_close(None, [0.5, 0.5], "two equal logits")
+    Traceback (most recent call last):
+    ...
+    AssertionError: two equal logits: the answer returned None
+    >>> check_close([[0.5, 0.5]], [0.5, 0.5], "two equal logits")
+    Traceback (most recent call last):
+    ...
+    AssertionError: two equal logits: expected shape (2,), got (1, 2)
+    """
+    check_helpers()
+    if got is None:
+        raise AssertionError(f"{message}: the answer returned None")
+    try:
+        g = _asarray(got, dtype=float) if not np.iscomplexobj(got) else _asarray(got)
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{message}: the answer is not an array of numbers "
+                             f"({type(got).__name__})") from exc
+    w = _asarray(want)
+    if not np.iscomplexobj(w):
+        w = w.astype(float)     # mpmath references arrive as object arrays
+    if shape and g.shape != w.shape:
+        raise AssertionError(f"{message}: expected shape {w.shape}, got {g.shape}")
+    _assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=message)

@@ -28,6 +28,7 @@ def test_no_solution_is_left_and_every_exercise_is(students):
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         orig_md = "\n".join(c.source for c in original.cells if c.cell_type == "markdown")
         assert "{solution" not in md and "BEGIN SOLUTION" not in code, name
+        assert "HIDDEN TESTS" not in code and "hidden test" not in code, name
         assert re.findall(r":label: (ex-\d+-\d+)", md) == re.findall(r":label: (ex-\d+-\d+)", orig_md), name
         graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
         stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]

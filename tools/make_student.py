@@ -8,6 +8,8 @@ For each notebook in ``notebooks/`` it writes a copy to the output folder (defau
   the graded test cells that follow fail until the student writes the code;
 * ``{solution}`` blocks and the markdown of ``{solution-start}`` / ``{solution-end}`` pairs are
   removed, keeping the ``{exercise}`` statements;
+* the hidden tests of a graded cell (between ``### BEGIN HIDDEN TESTS`` and
+  ``### END HIDDEN TESTS``) are removed, as nbgrader does on release;
 * cells tagged ``hide-input`` (the checks that follow a written solution) are removed.
 
 The nbgrader metadata is kept, so the student versions can also be managed with nbgrader.
@@ -24,6 +26,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_CODE = re.compile(r"([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION[ \t]*\n?", re.S)
+HIDDEN_TESTS = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
 SOLUTION_BLOCK = re.compile(r"```\{solution\}[^\n]*\n.*?\n```[ \t]*\n?", re.S)
 
 
@@ -52,6 +55,8 @@ def strip_notebook(nb):
             cell.source = SOLUTION_CODE.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()\n", src)
             cells.append(cell)
             continue
+        if cell.cell_type == "code" and "### BEGIN HIDDEN TESTS" in src:
+            cell.source = HIDDEN_TESTS.sub("", src)
         if inside_solution:
             continue            # solution text between solution-start and solution-end
         if "hide-input" in tags:
