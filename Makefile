@@ -4,7 +4,8 @@
 #   make lab    open the notebooks in JupyterLab
 #   make serve  serve the built site on http://127.0.0.1:8000
 #   make student  write student versions of the notebooks (solutions removed) to _build/student
-#   make bench  run the CPU softmax benchmark (prints the goal table, writes benchmarks/results/)
+#   make course   write a ready nbgrader course to _build/course
+#   make bench  run the CPU softmax benchmark (prints the goal table, writes softmaxbook/data/cpu_softmax.json)
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 PORT   ?= 8000
 
-.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench student
+.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench student course
 
 setup: $(STAMP)
 
@@ -24,8 +25,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softmaxbook)" >/dev/null
 	@touch $@
 
-student: setup
+# Student versions and the nbgrader course take the glued numbers from the book's build.
+student: book
 	$(BIN)/python tools/make_student.py
+
+course: book
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tools/make_course.py
+	@echo "The nbgrader course is in $(CURDIR)/_build/course (see its README.md)"
 
 # Speed is measured by this script (ratios side by side in one run), never by timed tests.
 bench: setup

@@ -6,7 +6,7 @@ warm-up), a copy of the input into a preallocated array (the memory-traffic floo
 one read, one write) and several softmax implementations; prints each time as a
 multiple of the copy time and as a speed-up over ``scipy.special.softmax``; checks
 every output against a float64 reference; and writes everything, with the machine's
-description, to ``benchmarks/results/cpu_softmax.json``, which chapter 10 reads.
+description, to ``softmaxbook/data/cpu_softmax.json``, which chapter 10 reads.
 
 Single-threaded: BLAS/OpenMP thread counts are set to 1 before NumPy is imported
 (NumPy's element-wise functions and reductions are single-threaded anyway).
@@ -33,7 +33,8 @@ import scipy.special as ss  # noqa: E402
 
 import softmaxbook as sb  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cpu_softmax.json"
+# Shipped inside the package, so that chapter 10 reads it from any folder (softmaxbook.data).
+RESULTS = Path(__file__).resolve().parents[1] / "softmaxbook" / "data" / "cpu_softmax.json"
 SHAPES = [(4096, 4096), (65536, 256), (256, 65536), (16, 1_000_000)]
 DTYPES = [np.float32, np.float64]
 #: The goals, each checked on every shape and dtype (issue 12; memory from issue 5).

@@ -6,7 +6,7 @@ times with ``triton.testing.do_bench`` (median over its repetitions) a device-to
 the input (the bandwidth limit: one read, one write), ``torch.softmax``, an unfused torch
 softmax, and the book's kernels from ``gpu_kernels.py`` (fused one-row-per-program, online
 two-pass, split-row), checks every output against a float64 reference (on a sample of rows for
-the largest shape), and writes ``benchmarks/results/gpu_softmax.json`` with the device name,
+the largest shape), and writes ``softmaxbook/data/gpu_softmax.json`` with the device name,
 driver, CUDA, torch and triton versions. Goal: the book's kernel chosen per shape within 1.10×
 the copy time on every shape and dtype.
 
@@ -29,7 +29,8 @@ from triton.testing import do_bench
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_kernels import choose_kernel, softmax_fused, softmax_online, softmax_split_row  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gpu_softmax.json"
+# Shipped inside the package, so that chapter 10 reads it from any folder (softmaxbook.data).
+RESULTS = Path(__file__).resolve().parents[1] / "softmaxbook" / "data" / "gpu_softmax.json"
 SHAPES = [(4096, 4096), (65536, 256), (1024, 65536), (32768, 32768), (16, 1_000_000)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 GOAL = 1.10

@@ -1,5 +1,7 @@
 """Student versions of the notebooks (tools/make_student.py): no solutions left, exercises kept,
-and the graded tests fail on the stubs, as they must until a student fills them in."""
+plain Markdown that any Jupyter renders, and the graded tests fail on the stubs, as they must
+until a student fills them in. The conversion takes the glued numbers from the book's build, so
+these run with the site checks (-m site)."""
 
 import re
 import sys
@@ -12,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from make_student import main as make_students  # noqa: E402
+
+pytestmark = pytest.mark.site
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +33,20 @@ def test_no_solution_is_left_and_every_exercise_is(students):
         orig_md = "\n".join(c.source for c in original.cells if c.cell_type == "markdown")
         assert "{solution" not in md and "BEGIN SOLUTION" not in code, name
         assert "HIDDEN TESTS" not in code and "hidden test" not in code, name
-        assert re.findall(r":label: (ex-\d+-\d+)", md) == re.findall(r":label: (ex-\d+-\d+)", orig_md), name
-        graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
-        stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        # plain Markdown: no MyST role or directive left, numbers filled in
+        assert not re.search(r"\{[a-z:\-]+\}`|```\{", md), name
+        assert "pip install -r requirements.txt" in nb.cells[0].source, name
+        answers = [c for c in nb.cells if c.cell_type == "markdown"
+                   and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        assert all(c.source == "YOUR ANSWER HERE" for c in answers), name
+        labels = re.findall(r":label: ex-(\d+)-(\d+)", orig_md)
+        assert re.findall(r"^\*\*Exercise (\d+)\.(\d+) \(", md, re.M) == labels, name
+        graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                  and c.cell_type == "code"]
+        stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                 and c.cell_type == "code"]
         assert graded and len(stubs) == len(graded)
+        assert len(answers) + len(stubs) == len(re.findall(r":label: (ex-\d+-\d+)", orig_md))
         assert all("raise NotImplementedError()" in c.source for c in stubs)
         assert not any("hide-input" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
 
@@ -49,7 +63,8 @@ def test_a_student_notebook_runs_until_its_exercise_test_fails(students):
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     errors = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+              and c.cell_type == "code"]
     assert errors, "the graded test should fail on the stub"
     first_error_cell, output = errors[0]
     assert first_error_cell == graded[0] and output["ename"] == "NotImplementedError"

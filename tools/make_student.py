@@ -1,18 +1,25 @@
-"""Make student versions of the chapter notebooks: exercises kept, solutions removed.
+"""Make student versions of the chapter notebooks: exercises kept, every solution removed.
 
 For each notebook in ``notebooks/`` it writes a copy to the output folder (default
 ``_build/student``) in which
 
-* the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` in cells marked as nbgrader
-  solution cells is replaced by ``raise NotImplementedError()`` (nbgrader's own convention), so
-  the graded test cells that follow fail until the student writes the code;
-* ``{solution}`` blocks and the markdown of ``{solution-start}`` / ``{solution-end}`` pairs are
-  removed, keeping the ``{exercise}`` statements;
+* a first cell says what to install to run the notebook outside the book's repository;
+* the Markdown is plain Markdown (``tools/plain_markdown.py``): glued numbers are replaced by
+  their values from the book's own execution, citations, terms and cross-references by their
+  text, exercises and admonitions by bold headings, so it renders in any Jupyter or Colab;
+* ``{solution}`` blocks and everything between ``{solution-start}`` and ``{solution-end}``
+  (worked solutions and the cells that check them) are removed;
+* every written exercise gets an answer cell (``YOUR ANSWER HERE``) carrying nbgrader's
+  metadata for a manually graded answer, worth the points of ``tools/rubrics.yml``;
+* the code of each coding exercise between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+  is replaced by ``raise NotImplementedError()`` (nbgrader's own convention), so the graded
+  test cell that follows fails until the student writes the code;
 * the hidden tests of a graded cell (between ``### BEGIN HIDDEN TESTS`` and
-  ``### END HIDDEN TESTS``) are removed, as nbgrader does on release;
-* cells tagged ``hide-input`` (the checks that follow a written solution) are removed.
+  ``### END HIDDEN TESTS``) are removed, as nbgrader does on release.
 
-The nbgrader metadata is kept, so the student versions can also be managed with nbgrader.
+The glued values come from ``_build/jupyter_execute``, so the book must be built first
+(``make student`` does it). ``tools/make_course.py`` builds the nbgrader course from the same
+conversion, keeping the solutions in nbgrader's regions for nbgrader to remove.
 Usage: ``python tools/make_student.py [OUTPUT_DIR]`` (``make student``).
 """
 
@@ -23,58 +30,118 @@ import sys
 from pathlib import Path
 
 import nbformat
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_markdown import EXECUTED, PlainMarkdown, executed_glue, split_solutions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_CODE = re.compile(r"([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION[ \t]*\n?", re.S)
 HIDDEN_TESTS = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
-SOLUTION_BLOCK = re.compile(r"```\{solution\}[^\n]*\n.*?\n```[ \t]*\n?", re.S)
+RUBRICS = yaml.safe_load((Path(__file__).resolve().parent / "rubrics.yml").read_text())
+ANSWER_STUB = "YOUR ANSWER HERE"
+
+SETUP_TEXT = """\
+**Running this notebook.** This is the student version of chapter {chapter} of *Softmax from
+First Principles*: the chapter in full, with the exercises but without their solutions. It needs
+Python 3.11 or later and the book's package `softmaxbook`.
+
+* In the book's repository, `make lab` installs everything and opens JupyterLab.
+* Anywhere else, take the **course bundle** (`softmaxbook-course.zip`, offered on the book's
+  website), unzip it, and in its folder run, once:
+
+  ```
+  python -m pip install -r requirements.txt
+  ```
+
+  This installs the package (the wheel in the bundle, with the data the chapters read) and the
+  exact versions of NumPy, SciPy, SymPy, Matplotlib, scikit-learn, mpmath, numba and JupyterLab
+  that the book is tested with. Then open this notebook from that folder.
+* In Colab, upload the wheel `{wheel}` from the bundle and run
+  `%pip install {wheel}` in a first cell.
+
+Each exercise's coding cell raises `NotImplementedError` until you replace it with your code;
+the cell after it tests your answer. Written exercises have an answer cell below them.
+"""
 
 
 def is_solution_code(cell):
-    return cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
+    return cell["cell_type"] == "code" and \
+        cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
 
 
-def strip_notebook(nb):
-    """Return a student copy of the notebook ``nb`` (not modified)."""
+def answer_cell(label, source):
+    """A Markdown cell for the answer to the written exercise ``label``, manually graded."""
+    points = RUBRICS[label]["points"]
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False,
+                                 "points": points, "grade_id": f"{label}-answer",
+                                 "schema_version": 3, "task": False}
+    return cell
+
+
+def wheel_name():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return f"{project['name']}-{project['version']}-py3-none-any.whl"
+
+
+def convert_notebook(nb, name, glue, *, course=False):
+    """Return the student (``course=False``) or nbgrader source (``course=True``) version of the
+    chapter notebook ``nb`` (not modified); ``glue`` holds its executed glued values.
+
+    The course version keeps the code solutions between ``### BEGIN SOLUTION`` and
+    ``### END SOLUTION``, the hidden tests, and the worked solutions of written exercises in
+    their answer cells: ``nbgrader generate_assignment`` removes them all.
+    """
     nb = nbformat.from_dict(nb)
-    cells, inside_solution = [], False
-    for cell in nb.cells:
-        src = cell.source
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.cell_type == "markdown" and "{solution-start}" in src:
-            inside_solution = True
-            before = SOLUTION_BLOCK.sub("", src[:src.index("```{solution-start}")]).rstrip()
-            if before:                  # the exercise statement shares the cell with the solution
-                cell.source = before + "\n"
-                cells.append(cell)
-            continue
-        if cell.cell_type == "markdown" and "{solution-end}" in src:
-            inside_solution = False
-            continue
-        if is_solution_code(cell):
-            cell.source = SOLUTION_CODE.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()\n", src)
-            cells.append(cell)
-            continue
-        if cell.cell_type == "code" and "### BEGIN HIDDEN TESTS" in src:
-            cell.source = HIDDEN_TESTS.sub("", src)
-        if inside_solution:
-            continue            # solution text between solution-start and solution-end
-        if "hide-input" in tags:
-            continue
+    md = PlainMarkdown(glue, notebook=name)
+    kept, solutions = split_solutions(nb.cells)
+    missing = [lab for lab in RUBRICS if lab.startswith(f"ex-{int(name[:2])}-")
+               and lab not in solutions]
+    if missing:
+        raise ValueError(f"{name}: rubrics.yml names exercises without a solution: {missing}")
+    cells = [nbformat.v4.new_markdown_cell(SETUP_TEXT.format(chapter=int(name[:2]),
+                                                             wheel=wheel_name()))]
+    for cell, label in kept:
+        cell = nbformat.from_dict(cell)
         if cell.cell_type == "markdown":
-            cell.source = SOLUTION_BLOCK.sub("", src).rstrip() + "\n"
-        cells.append(cell)
+            cell.source = md.convert(cell.source)
+            cells.append(cell)
+        else:
+            if not course and "### BEGIN HIDDEN TESTS" in cell.source:
+                cell.source = HIDDEN_TESTS.sub("", cell.source)
+            cell.outputs, cell.execution_count = [], None
+            cells.append(cell)
+        if label is None:
+            continue
+        text, code = solutions[label]
+        graded = [nbformat.from_dict(c) for c in code if is_solution_code(c)]
+        if graded:
+            for c in graded:
+                if not course:
+                    c.source = SOLUTION_CODE.sub(
+                        lambda m: f"{m.group(1)}# YOUR CODE HERE\n"
+                                  f"{m.group(1)}raise NotImplementedError()\n", c.source)
+                c.outputs, c.execution_count = [], None
+                cells.append(c)
+        elif label in RUBRICS:
+            cells.append(answer_cell(label, md.convert(text) if course else ANSWER_STUB))
+        else:
+            raise ValueError(f"{name}: written exercise {label} has no rubric in rubrics.yml")
     nb.cells = cells
     return nb
 
 
-def main(argv=None):
+def main(argv=None, executed_dir=EXECUTED):
     argv = sys.argv[1:] if argv is None else argv
     out_dir = Path(argv[0]) if argv else ROOT / "_build" / "student"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nb = strip_notebook(nbformat.read(path, as_version=4))
+        glue = executed_glue(path.stem, executed_dir)
+        nb = convert_notebook(nbformat.read(path, as_version=4), path.name, glue)
         nbformat.validate(nb)
         nbformat.write(nb, out_dir / path.name)
         written.append(out_dir / path.name)
