@@ -1,7 +1,7 @@
 # Softmax from First Principles: every command sets itself up.
 #   make book   build the website into _build/html
 #   make test   run every test: package, notebooks, site build, browser checks
-#   make lab    open the notebooks in JupyterLab
+#   make lab    open the notebooks in JupyterLab (jupyterlab-myst renders exercises and math as the site does)
 #   make serve  serve the built site on http://127.0.0.1:8000
 #   make student  write student versions of the notebooks (solutions removed) to _build/student
 #   make course   write a ready nbgrader course to _build/course
@@ -39,6 +39,7 @@ bench: setup
 
 book: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tools/make_bundle.py
 	@echo ""
 	@echo "The book is at $(CURDIR)/_build/html/index.html  (or run: make serve)"
 

@@ -133,3 +133,11 @@ def test_no_file_is_read_by_a_path_relative_to_the_repository(path):
     assert not re.search(r"""["']\.\.?/""", code), path.name
     assert not re.search(r"""Path\(\s*["']\.\.?["']\s*\)""", code), path.name
     assert "open(" not in code and "read_text(" not in code, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_lines_fit_the_code_column(path):
+    """At 1280 px the book's code column holds 79 characters: no cell scrolls sideways."""
+    long = [(i, line) for i, c in enumerate(load(path).cells) if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > 79]
+    assert not long, f"{path.name}: {len(long)} code lines over 79 characters: {long[:3]}"

@@ -68,3 +68,34 @@ def test_a_student_notebook_runs_until_its_exercise_test_fails(students):
     assert errors, "the graded test should fail on the stub"
     first_error_cell, output = errors[0]
     assert first_error_cell == graded[0] and output["ename"] == "NotImplementedError"
+
+
+def test_instructors_page_lists_every_exercise_with_its_points():
+    """The points on the instructors' page are those the course grades with."""
+    from make_student import RUBRICS
+
+    page = (ROOT / "book" / "instructors.md").read_text()
+    rows = dict(re.findall(r"<(ex-\d+-\d+)>` \| [^|]+\| (\d+) \|", page))
+    expected = {label: entry["points"] for label, entry in RUBRICS.items()}
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade"):
+                label = cell.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
+                expected[label] = meta["points"]
+    assert {k: int(v) for k, v in rows.items()} == expected
+
+
+def test_every_rubric_adds_up_and_every_written_exercise_has_one():
+    from make_student import RUBRICS
+
+    for label, entry in RUBRICS.items():
+        assert entry["kind"] in ("derivation", "concept"), label
+        assert sum(pts for pts, _ in entry["rubric"]) == entry["points"] >= 2, label
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        labels = re.findall(r":label: (ex-\d+-\d+)", "\n".join(c.source for c in nb.cells))
+        coded = {c.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
+                 for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        for label in labels:
+            assert (label in RUBRICS) != (label in coded), f"{label}: needs exactly one of a rubric or a test"
