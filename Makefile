@@ -5,6 +5,7 @@
 #   make serve  serve the built site on http://127.0.0.1:8000
 #   make student  write student versions of the notebooks (solutions removed) to _build/student
 #   make course   write a ready nbgrader course to _build/course
+#   make pdf      build the student and instructor PDFs into _build/pdf
 #   make bench  run the CPU softmax benchmark (prints the goal table, writes softmaxbook/data/cpu_softmax.json)
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 PORT   ?= 8000
 
-.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench student course
+.PHONY: setup book test test-package test-notebooks test-site lab serve clean freeze bench student course pdf
 
 setup: $(STAMP)
 
@@ -43,12 +44,19 @@ book: setup
 	@echo ""
 	@echo "The book is at $(CURDIR)/_build/html/index.html  (or run: make serve)"
 
+# The PDF editions (student: no solutions; instructor: with them), offline with xelatex.
+# Needs Debian's texlive-xetex, texlive-latex-extra, texlive-lang-chinese, latexmk and
+# fonts-noto-cjk (.ci/run installs them).
+pdf: book
+	$(BIN)/python tools/make_pdf.py
+
 # The package (unit, property and doctests), the notebooks (executed by nbval),
-# then a build of the site and the browser checks on it.
+# then a build of the site and the PDFs, and the checks on them (browser, nbgrader, bundle).
 test: setup
 	$(MAKE) test-package
 	$(MAKE) test-notebooks
 	$(MAKE) book
+	$(MAKE) pdf
 	$(MAKE) test-site
 
 test-package: setup

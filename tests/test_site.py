@@ -13,6 +13,7 @@ SOFTMAXBOOK_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a fail
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 import warnings
@@ -116,6 +117,13 @@ def test_page(page_path, server, browser):
     n_math = page.locator("mjx-container").count()
     if page_path.startswith("notebooks/") or page_path.endswith("notation"):
         assert n_math > 10, f"only {n_math} typeset formulas"
+
+    # provenance: the edition (version and date of the commit built) in every page's footer
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    edition = page.locator(".book-edition")
+    assert edition.count() == 1, "no edition in the footer"
+    assert re.search(rf"edition {re.escape(version)} of \d{{4}}-\d{{2}}-\d{{2}}",
+                     edition.inner_text()), edition.inner_text()
 
     broken = page.evaluate("""() => Array.from(document.images)
         .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
