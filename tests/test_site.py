@@ -3,7 +3,9 @@
 Every page of the table of contents is opened from a server on localhost and must
 make no request to any other host, log no console error, load every image, have
 its display math typeset by MathJax (no raw ``$$`` or ``\\frac`` left in the
-visible text), and hide exercise solutions. A full-page screenshot of each page is
+visible text), hide exercise solutions, show the edition in its footer, and have no
+output, table, display formula or figure wider than the text column at 1280 px. A
+full-page screenshot of each page is
 saved under ``_build/screenshots/``.
 
 Where Chromium is missing the test is skipped with a loud message, unless
@@ -88,6 +90,30 @@ VISIBLE_TEXT_JS = """() => {
 }"""
 
 
+# Outputs, tables, display formulas and figures that do not fit the text column: either their
+# right edge passes the column's, or their content is wider than their box (cut off, or
+# scrolled inside it). Code cells' sources are checked as text (79 characters, test_notebooks).
+OVERFLOW_JS = """() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const right = article.getBoundingClientRect().right + 1;
+  const sel = '.cell_output pre, .cell_output table, .cell_output img, .cell_output mjx-container,'
+            + ' article table, mjx-container[display="true"], figure img';
+  const out = [];
+  for (const e of article.querySelectorAll(sel)) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0) continue;                     // inside a closed dropdown
+    const inner = e.tagName === 'MJX-CONTAINER' ? e.firstElementChild : e;
+    const contentWide = inner && inner.scrollWidth > e.clientWidth + 2 && e.clientWidth > 0;
+    if (r.right > right || contentWide) {
+      const text = (e.textContent || e.getAttribute('src') || '').trim().slice(0, 60);
+      out.push(`${e.tagName.toLowerCase()} ${Math.round(r.right)}px>${Math.round(right)}px `
+               + `content ${inner ? inner.scrollWidth : 0}/${e.clientWidth}: ${text}`);
+    }
+  }
+  return out;
+}"""
+
+
 @pytest.mark.parametrize("page_path", toc_pages())
 def test_page(page_path, server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -136,6 +162,9 @@ def test_page(page_path, server, browser):
         for k in range(solutions.count()):   # solutions start collapsed (toggle, dropdown)
             sol = solutions.nth(k)
             assert "dropdown" in (sol.get_attribute("class") or "")
+
+    wide = page.evaluate(OVERFLOW_JS)
+    assert not wide, f"wider than the text column at 1280 px: {wide[:5]}"
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "__") + ".png")), full_page=True)
