@@ -7,10 +7,19 @@ read in grey-scale print. Fonts are large enough for a phone screen.
 
 from __future__ import annotations
 
+import os
+
 import matplotlib as mpl
 from cycler import cycler
 
-__all__ = ["OKABE_ITO", "LINESTYLES", "use_book_style", "BOOK_RC"]
+__all__ = ["OKABE_ITO", "LINESTYLES", "use_book_style", "BOOK_RC", "displayed_text_px",
+           "check_legible", "COLUMN_PX", "MIN_TEXT_PX"]
+
+#: Width, in CSS pixels, of the book's text column at a 1280-px window: a wider figure is
+#: scaled down to it (measured in the browser test's pages).
+COLUMN_PX = 672
+#: The smallest text, in CSS pixels, that a figure may show where it is displayed.
+MIN_TEXT_PX = 9.0
 
 #: The Okabe–Ito colour-blind-safe palette (black left out: it is the text colour).
 OKABE_ITO = (
@@ -47,8 +56,108 @@ BOOK_RC = {
 }
 
 
-def use_book_style():
+def displayed_text_px(fig, column_px=COLUMN_PX):
+    """The size, in CSS pixels, of every visible text of ``fig`` where the book shows it.
+
+    The notebook displays the figure as a PNG of its tight bounding box at ``fig.dpi``; the
+    page scales it down to the text column when it is wider. Returns ``(size, text)`` pairs,
+    smallest first.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    >>> _ = ax.set_title("big", fontsize=12)
+    >>> _ = ax.text(0.5, 0.5, "tiny", fontsize=4)
+    >>> size, text = displayed_text_px(fig)[0]
+    >>> text, round(size, 1)     # 4 pt at 110 dpi, shown at its natural width or less
+    ('tiny', 6.1)
+    >>> plt.close(fig)
+    """
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    natural = fig.get_tightbbox(renderer).width * fig.dpi
+    scale = min(1.0, column_px / natural)
+    sizes = []
+    for t in fig.findobj(Text):
+        if not (t.get_visible() and t.get_text().strip()):
+            continue
+        if t.axes is not None and not t.get_window_extent(renderer).overlaps(
+                fig.bbox):                      # tick labels outside the view, for example
+            continue
+        sizes.append((t.get_fontsize() * fig.dpi / 72 * scale, t.get_text()))
+    return sorted(sizes, key=lambda pair: pair[0])
+
+
+def check_legible(fig, column_px=COLUMN_PX, min_px=MIN_TEXT_PX):
+    """Raise ``AssertionError`` if ``fig`` shows text smaller than ``min_px`` CSS pixels.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(11, 3), dpi=110)
+    >>> _ = ax.set_xlabel("a label", fontsize=8)
+    >>> check_legible(fig)
+    Traceback (most recent call last):
+    ...
+    AssertionError: figure text 'a label' would show at 8.3 px (minimum 9.0 px): enlarge the font or narrow the figure (11.0 in wide)
+    >>> plt.close(fig)
+    """
+    small = [(px, text) for px, text in displayed_text_px(fig, column_px) if px < min_px]
+    if small:
+        px, text = small[0]
+        raise AssertionError(
+            f"figure text {text[:40]!r} would show at {px:.1f} px (minimum {min_px} px): "
+            f"enlarge the font or narrow the figure ({fig.get_figwidth():.1f} in wide)")
+
+
+def check_open_figures():
+    """:func:`check_legible` on every open figure (the ones a notebook cell is about to show)."""
+    import matplotlib.pyplot as plt
+
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        log = os.environ.get("SOFTMAXBOOK_FIGURE_LOG")
+        if log:                     # a record of every figure's smallest text, for authors
+            with open(log, "a") as f:
+                px, text = displayed_text_px(fig)[0]
+                f.write(f"{fig.get_figwidth():.1f} in, smallest text {px:.1f} px: {text!r}\n")
+        check_legible(fig)
+
+
+class _CheckFiguresAtCellEnd:
+    """An IPython AST transformer: every cell ends with :func:`check_open_figures`, and its
+    last expression is still the value the cell displays."""
+
+    def visit(self, module):
+        import ast
+
+        check = ast.parse("__import__('softmaxbook.plotting', fromlist=['check_open_figures'])"
+                          ".check_open_figures()").body[0]
+        body = list(module.body)
+        if body and isinstance(body[-1], ast.Expr):
+            last = body.pop()
+            body += [ast.Assign(targets=[ast.Name("_book_last_value", ast.Store())],
+                                value=last.value),
+                     check, ast.Expr(ast.Name("_book_last_value", ast.Load()))]
+        else:
+            body.append(check)
+        module.body = body
+        return ast.fix_missing_locations(module)
+
+
+def use_book_style(check_figures=True):
     """Apply the book's matplotlib style to every later figure.
+
+    In a notebook it also makes every cell that leaves a figure open check it with
+    :func:`check_legible`: a figure whose text would show below :data:`MIN_TEXT_PX` pixels in
+    the book's column fails its cell (``check_figures=False`` turns this off).
 
     Examples
     --------
@@ -58,3 +167,24 @@ def use_book_style():
     '#0072B2'
     """
     mpl.rcParams.update(BOOK_RC)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None or not check_figures:
+        return
+    if not any(isinstance(t, _CheckFiguresAtCellEnd) for t in ip.ast_transformers):
+        ip.ast_transformers.append(_CheckFiguresAtCellEnd())
+    import matplotlib.pyplot as plt
+
+    if not getattr(plt.show, "_checks_figures", False):   # plt.show() displays and closes
+        original = plt.show
+
+        def show(*args, **kwargs):
+            check_open_figures()
+            return original(*args, **kwargs)
+
+        show._checks_figures = True
+        show.__doc__ = original.__doc__
+        plt.show = show

@@ -141,3 +141,12 @@ def test_code_lines_fit_the_code_column(path):
     long = [(i, line) for i, c in enumerate(load(path).cells) if c.cell_type == "code"
             for line in c.source.splitlines() if len(line) > 79]
     assert not long, f"{path.name}: {len(long)} code lines over 79 characters: {long[:3]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_are_checked_for_legibility(path):
+    """use_book_style() makes every figure a cell shows fail that cell when its text would
+    be under softmaxbook.plotting.MIN_TEXT_PX pixels in the book's column."""
+    code = "\n".join(c.source for c in load(path).cells if c.cell_type == "code")
+    if "plt." in code:
+        assert "use_book_style()" in code and "check_figures=False" not in code
