@@ -155,7 +155,8 @@ class _CheckFiguresAtCellEnd:
 def use_book_style(check_figures=True):
     """Apply the book's matplotlib style to every later figure.
 
-    In a notebook it also makes every cell that leaves a figure open check it with
+    In a notebook, figures are shown as PNG and also kept as PDF, which the PDF edition of
+    the book prints (vector graphics). Every cell that leaves a figure open checks it with
     :func:`check_legible`: a figure whose text would show below :data:`MIN_TEXT_PX` pixels in
     the book's column fails its cell (``check_figures=False`` turns this off).
 
@@ -172,7 +173,15 @@ def use_book_style(check_figures=True):
     except ImportError:
         return
     ip = get_ipython()
-    if ip is None or not check_figures:
+    if ip is None:
+        return
+    try:        # PNG for the website, PDF (vector) for the printed book, which prefers it
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png", "pdf")
+    except ImportError:
+        pass
+    if not check_figures:
         return
     if not any(isinstance(t, _CheckFiguresAtCellEnd) for t in ip.ast_transformers):
         ip.ast_transformers.append(_CheckFiguresAtCellEnd())

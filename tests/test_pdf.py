@@ -72,6 +72,16 @@ def test_fonts_are_embedded(edition):
     assert fonts and not not_embedded, "\n".join(not_embedded)
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_figures_are_vector_graphics(edition):
+    """Matplotlib gives every figure as PDF too (use_book_style), and LaTeX takes it."""
+    tex = (PDF / f"softmax-book-{edition}.tex").read_text()
+    graphics = re.findall(r"includegraphics(?:\[[^]]*\])?\{\{?([^}]+)\}?([.\w]*)\}", tex)
+    assert len(graphics) >= 20
+    raster = [name + ext for name, ext in graphics if not ext.endswith(".pdf")]
+    assert not raster, raster
+
+
 def test_every_exercise_and_no_solution_in_the_student_pdf(texts):
     student, instructor = texts["student"], texts["instructor"]
     for number in exercise_labels():

@@ -22,10 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 LATEX = ROOT / "_build" / "latex"
 OUT = ROOT / "_build" / "pdf"
 EDITIONS = {"student": "1", "instructor": "0"}
+#: The LaTeX document's name (_config.yml: latex.latex_documents.targetname).
+TARGET = Path(yaml.safe_load((ROOT / "_config.yml").read_text())["latex"]["latex_documents"]
+              ["targetname"]).stem
 PROBLEMS = re.compile(r"Missing character|Reference `[^']*' on page \d+ undefined|"
                       r"Hyper reference `[^']*' on page \d+ undefined|"
                       r"Citation `[^']*' on page \d+ undefined|There were undefined references")
@@ -44,7 +49,7 @@ def build(edition):
     start = time.perf_counter()
     done = subprocess.run([str(jb), "build", str(ROOT), "--builder", "pdflatex", "-n",
                            "--keep-going"], env=env, capture_output=True, text=True)
-    pdfs = list(LATEX.glob("*.pdf"))
+    pdfs = [p for p in [LATEX / f"{TARGET}.pdf"] if p.exists()]   # (figures are PDFs too)
     if done.returncode != 0 or not pdfs:
         sys.stdout.write(done.stdout[-6000:] + done.stderr[-3000:])
         raise SystemExit(f"the {edition} PDF did not build")
@@ -54,7 +59,8 @@ def build(edition):
     OUT.mkdir(parents=True, exist_ok=True)
     target = OUT / f"softmax-book-{edition}.pdf"
     shutil.copy(pdfs[0], target)
-    shutil.copy(pdfs[0].with_suffix(".log"), target.with_suffix(".log"))   # for the tests
+    for suffix in (".log", ".tex"):                 # for the tests
+        shutil.copy(pdfs[0].with_suffix(suffix), target.with_suffix(suffix))
     print(f"{target}: built in {time.perf_counter() - start:.0f} s")
     return target
 
