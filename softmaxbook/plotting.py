@@ -13,7 +13,7 @@ import matplotlib as mpl
 from cycler import cycler
 
 __all__ = ["OKABE_ITO", "LINESTYLES", "use_book_style", "BOOK_RC", "displayed_text_px",
-           "check_legible", "COLUMN_PX", "MIN_TEXT_PX"]
+           "check_legible", "COLUMN_PX", "MIN_TEXT_PX", "Slider"]
 
 #: Width, in CSS pixels, of the book's text column at a 1280-px window: a wider figure is
 #: scaled down to it (measured in the browser test's pages).
@@ -197,3 +197,59 @@ def use_book_style(check_figures=True):
         show._checks_figures = True
         show.__doc__ = original.__doc__
         plt.show = show
+
+
+#: matplotlib's slider buttons are Font Awesome icons from a CDN; the book's site loads nothing
+#: from other hosts, so they become plain characters.
+_ICONS = {
+    "fa fa-minus": "\u2212", "fa fa-fast-backward": "\u21e4", "fa fa-step-backward": "\u2039",
+    "fa fa-play fa-flip-horizontal": "\u25c0", "fa fa-pause": "\u2016",
+    "fa fa-play": "\u25b6", "fa fa-step-forward": "\u203a", "fa fa-fast-forward": "\u21e5",
+    "fa fa-plus": "+",
+}
+
+
+class Slider:
+    """An animation as a self-contained HTML slider, for a notebook or the book's website.
+
+    ``Slider(anim, fig, note)`` renders every frame of the matplotlib animation ``anim``
+    (whose figure ``fig`` is then closed) into HTML and JavaScript with no request to any
+    other host, the frames scaled to the text column. Builders that cannot show HTML (the
+    PDF) print ``note`` instead, which should name the static figure that says the same.
+    The figure is checked with :func:`check_legible` first.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from matplotlib.animation import FuncAnimation
+    >>> fig, ax = plt.subplots(figsize=(4, 3), dpi=80)
+    >>> line, = ax.plot([0, 1], [0, 0])
+    >>> anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=3)
+    >>> html = Slider(anim, fig, "a line that tilts")._repr_mimebundle_()["text/html"]
+    >>> "http" in html, "fa fa-" in html, 'type="range"' in html
+    (False, False, True)
+    """
+
+    def __init__(self, anim, fig, note, fps=8):
+        import re
+
+        import matplotlib.pyplot as plt
+
+        check_legible(fig)
+        try:
+            with mpl.rc_context({"savefig.dpi": fig.dpi}):
+                html = anim.to_jshtml(fps=fps, default_mode="once")
+        finally:
+            plt.close(fig)
+        html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html, flags=re.S)
+        for icon, char in _ICONS.items():
+            html = html.replace(f'<i class="{icon}"></i>', char)
+        html = html.replace('<img id="_anim_img', '<img style="max-width: 100%" id="_anim_img')
+        if "fa fa-" in html or re.search(r"""(src|href)=["']?https?:""", html):
+            raise RuntimeError("the animation's HTML still refers to another host")
+        self.html, self.note = html, note
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/html": self.html, "text/plain": self.note}
