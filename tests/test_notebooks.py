@@ -150,3 +150,20 @@ def test_figures_are_checked_for_legibility(path):
     code = "\n".join(c.source for c in load(path).cells if c.cell_type == "code")
     if "plt." in code:
         assert "use_book_style()" in code and "check_figures=False" not in code
+
+
+def test_jupyterlab_renders_myst():
+    """make lab: jupyterlab-myst must be installed and compatible with the pinned JupyterLab
+    (a newer JupyterLab silently disables it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    jupyter = Path(sys.executable).parent / "jupyter"
+    if not jupyter.exists():
+        jupyter = shutil.which("jupyter")
+    out = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True,
+                         text=True, timeout=120)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    assert re.search(r"jupyterlab-myst v[\d.]+ enabled OK", text), text
+    assert "is not compatible" not in text, text
