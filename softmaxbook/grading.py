@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import types
 
 import numpy as np
 import numpy.testing as _npt
 
-__all__ = ["forbidden", "SOFTMAX_FAMILY", "check", "check_close", "check_helpers"]
+__all__ = ["forbidden", "SOFTMAX_FAMILY", "check", "check_close", "check_helpers", "original",
+           "recording_merges"]
 
 # NumPy's own functions, captured at import (the package is imported by a chapter's first
-# cell, before any answer cell runs).
-_HELPERS = {
+# cell, before any answer cell runs). They are kept on ``sys`` so that a test cell that
+# reloads this module (to undo an answer's redefinition of check or check_close) keeps the
+# originals, not what an answer may have put in their place since.
+_HELPERS = getattr(sys, "_softmaxbook_test_helpers", None) or {
     ("numpy.testing", "assert_allclose"): _npt.assert_allclose,
     ("numpy.testing", "assert_array_equal"): _npt.assert_array_equal,
     ("numpy.testing", "assert_equal"): _npt.assert_equal,
@@ -35,9 +39,37 @@ _HELPERS = {
     ("numpy", "asarray"): np.asarray,
     ("numpy", "isfinite"): np.isfinite,
 }
+sys._softmaxbook_test_helpers = _HELPERS
 _MODULES = {"numpy": np, "numpy.testing": _npt}
-_assert_allclose = _npt.assert_allclose
-_asarray = np.asarray
+_assert_allclose = _HELPERS[("numpy.testing", "assert_allclose")]
+_asarray = _HELPERS[("numpy", "asarray")]
+
+
+def _package_originals():
+    """The package's public functions as first imported (kept on ``sys``, like _HELPERS)."""
+    found = getattr(sys, "_softmaxbook_originals", None)
+    if found is None:
+        import softmaxbook
+
+        found = {name: getattr(softmaxbook, name) for name in softmaxbook.__all__
+                 if callable(getattr(softmaxbook, name, None))}
+        sys._softmaxbook_originals = found
+    return found
+
+
+def original(name):
+    """The package's function ``name`` as it was when the package was first imported.
+
+    A test cell compares an answer with ``original("softmax")``, not with whatever the
+    notebook's ``softmax`` is bound to by then (an answer cell may have rebound it).
+
+    Examples
+    --------
+    >>> import softmaxbook
+    >>> original("softmax") is softmaxbook.softmax
+    True
+    """
+    return _package_originals()[name]
 
 #: Every function of the package that computes a softmax, a log-sum-exp, or something from
 #: which either follows in one line (a loss, a normalizer, a Jacobian, a reference): an
@@ -49,6 +81,15 @@ SOFTMAX_FAMILY = (
     "softmax_jvp", "cross_entropy", "cross_entropy_grad", "mp_softmax", "mp_log_softmax",
     "mp_logsumexp", "mp_softmax_jacobian", "mp_cross_entropy", "mp_cross_entropy_grad",
 )
+
+
+#: Package functions whose SciPy namesake (``scipy.special.<name>``) is forbidden with them.
+_SCIPY_TWINS = ("softmax", "log_softmax", "logsumexp")
+
+
+def _refuse(*args, **kwargs):
+    # the code of a forbidden function while an answer runs (its globals hold the message)
+    raise AssertionError(_softmaxbook_forbidden_message)  # noqa: F821
 
 
 @contextlib.contextmanager
@@ -75,6 +116,19 @@ def forbidden(namespace, *names, exercise=""):
     Traceback (most recent call last):
     ...
     AssertionError: ex-1-2: your answer calls softmaxbook's softmax; write it yourself
+    >>> import functools
+    >>> kept = functools.partial(softmax, axis=-1)      # a reference the names do not show
+    >>> with forbidden(globals(), "softmax", exercise="ex-1-2"):
+    ...     kept([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    AssertionError: ex-1-2: your answer calls one of softmax (from softmaxbook, or SciPy's twin); write it yourself
+    >>> import scipy.special
+    >>> with forbidden(globals(), "softmax", exercise="ex-1-2"):
+    ...     scipy.special.softmax([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    AssertionError: ex-1-2: your answer calls one of softmax (from softmaxbook, or SciPy's twin); write it yourself
     >>> float(softmax([0.0, 0.0])[0])        # restored afterwards
     0.5
     """
@@ -87,7 +141,7 @@ def forbidden(namespace, *names, exercise=""):
         importlib.import_module(f"softmaxbook.{module}")
     modules = {n: m for n, m in sys.modules.items()
                if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))}
-    saved = []
+    saved, targets = [], []
     for name in names:
         # callables only: "glue" names the function glue, not the submodule
         found = [getattr(m, name) for m in modules.values()
@@ -107,8 +161,98 @@ def forbidden(namespace, *names, exercise=""):
                 if value is original:
                     saved.append((d, key, value))
                     d[key] = stand_in
+        targets.append(original)
+        if name in _SCIPY_TWINS:            # the same function from SciPy is no way round
+            import scipy.special
+
+            targets.append(getattr(scipy.special, name))
+    # A reference kept elsewhere (functools.partial, a default argument, a closure) still
+    # calls the original function object: its code is swapped for one that refuses.
+    message = (f"{exercise + ': ' if exercise else ''}your answer calls one of "
+               f"{', '.join(names)} (from softmaxbook, or SciPy's twin); write it yourself")
+    swapped = []
+    for function in targets:
+        if isinstance(function, types.FunctionType) and not function.__closure__:
+            swapped.append((function, function.__code__))
+            function.__globals__["_softmaxbook_forbidden_message"] = message
+            function.__code__ = _refuse.__code__
     try:
         yield
+    finally:
+        for function, code in swapped:
+            function.__code__ = code
+            function.__globals__.pop("_softmaxbook_forbidden_message", None)
+        for d, key, value in reversed(saved):
+            d[key] = value
+
+
+def _replace_everywhere(namespace, replacements):
+    """Bind every name that refers to a key of ``replacements`` (in the package's modules and
+    in ``namespace``) to its value; return the list needed to undo it."""
+    modules = [m for n, m in sys.modules.items()
+               if m is not None and (n == "softmaxbook" or n.startswith("softmaxbook."))]
+    saved = []
+    for d in [m.__dict__ for m in modules] + [namespace]:
+        for key, value in list(d.items()):
+            for old, new in replacements.items():
+                if value is old:
+                    saved.append((d, key, value))
+                    d[key] = new
+    return saved
+
+
+@contextlib.contextmanager
+def recording_merges(namespace):
+    """Record how an answer combines ``online_normalizer`` and ``merge_normalizers``.
+
+    Yields a dict with ``leaves`` (calls of ``online_normalizer``), ``merges`` (calls of
+    ``merge_normalizers``) and ``depth`` (the longest chain of merges from a leaf to a result):
+    a balanced tree over ``p`` parts has ``p`` leaves, ``p - 1`` merges and depth
+    ``ceil(log2(p))``; merging the parts one after the other has depth ``p - 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxbook import merge_normalizers, online_normalizer
+    >>> z = np.arange(8.0).reshape(1, 8)
+    >>> with recording_merges(globals()) as rec:
+    ...     pairs = [online_normalizer(p) for p in np.array_split(z, 4, axis=-1)]
+    ...     left = merge_normalizers(*pairs[0], *pairs[1])
+    ...     right = merge_normalizers(*pairs[2], *pairs[3])
+    ...     m, d = merge_normalizers(*left, *right)
+    >>> rec
+    {'leaves': 4, 'merges': 3, 'depth': 2}
+    """
+    leaf, merge = original("online_normalizer"), original("merge_normalizers")
+    stats = {"leaves": 0, "merges": 0, "depth": 0}
+    depth_of, keep = {}, []           # keep: no id is reused while recording
+    inside = []                       # merges made by online_normalizer itself do not count
+
+    def leaf_recorded(*args, **kwargs):
+        inside.append(True)
+        try:
+            m, d = leaf(*args, **kwargs)
+        finally:
+            inside.pop()
+        stats["leaves"] += 1
+        depth_of[id(m)] = 0
+        keep.append(m)
+        return m, d
+
+    def merge_recorded(m1, d1, m2, d2):
+        m, d = merge(m1, d1, m2, d2)
+        if inside:
+            return m, d
+        depth = 1 + max(depth_of.get(id(m1), 0), depth_of.get(id(m2), 0))
+        depth_of[id(m)] = depth
+        keep.append(m)
+        stats["merges"] += 1
+        stats["depth"] = max(stats["depth"], depth)
+        return m, d
+
+    saved = _replace_everywhere(namespace, {leaf: leaf_recorded, merge: merge_recorded})
+    try:
+        yield stats
     finally:
         for d, key, value in reversed(saved):
             d[key] = value
@@ -129,11 +273,18 @@ def check_helpers():
     AssertionError: numpy.testing.assert_allclose has been redefined; a test helper must stay NumPy's own (restart the kernel and run the notebook again)
     >>> np.testing.assert_allclose = saved
     """
-    for (module, name), original in _HELPERS.items():
-        if getattr(_MODULES[module], name, None) is not original:
+    for (module, name), helper in _HELPERS.items():
+        if getattr(_MODULES[module], name, None) is not helper:
             raise AssertionError(
                 f"{module}.{name} has been redefined; a test helper must stay NumPy's own "
                 "(restart the kernel and run the notebook again)")
+    import softmaxbook
+
+    for name, function in _package_originals().items():
+        if getattr(softmaxbook, name, None) is not function:
+            raise AssertionError(
+                f"softmaxbook.{name} has been redefined; the tests compare with the package's "
+                "own functions (restart the kernel and run the notebook again)")
 
 
 def check(condition, message):

@@ -79,3 +79,51 @@ def test_forbidden_rejects_an_unknown_name():
     with pytest.raises(LookupError, match="no function 'nonesuch'"):
         with forbidden({}, "nonesuch"):
             pass
+
+
+# Answers to ex-1-2 that must each fail its test cell (hidden tests included), run in the
+# chapter's own kernel after the whole chapter: references the names do not show, SciPy's
+# twin, checks redefined, the reference rebound, and two wrong shifts.
+ADVERSARIAL_ANSWERS = {
+    "partial": "import functools\nstable_softmax = functools.partial(softmaxbook.softmax, axis=1)",
+    "default argument": "def stable_softmax(z, _f=softmax):\n    return _f(z, axis=1)",
+    "scipy twin": ("import scipy.special\n"
+                   "def stable_softmax(z):\n    return scipy.special.softmax(z, axis=1)"),
+    "checks redefined": ("import softmaxbook.grading as g\n"
+                         "g.check = g.check_close = lambda *a, **k: None\n"
+                         "def stable_softmax(z):\n    return None"),
+    "row mean shift": ("def stable_softmax(z):\n"
+                       "    e = np.exp(z - z.mean(axis=1, keepdims=True))\n"
+                       "    return e / e.sum(axis=1, keepdims=True)"),
+    "in place": ("def stable_softmax(z):\n    z -= z.max(axis=1, keepdims=True)\n"
+                 "    np.exp(z, out=z)\n    z /= z.sum(axis=1, keepdims=True)\n    return z"),
+    "reference rebound": ("softmax = lambda z, **kw: np.full(np.shape(z), 1 / np.shape(z)[-1])\n"
+                          "softmaxbook.softmax = softmax\nstable_softmax = softmax"),
+}
+
+
+def test_adversarial_answers_fail_the_test_cell():
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOKS / "01_scores_to_probabilities.ipynb", as_version=4)
+    test = next(c.source for c in nb.cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ex-1-2-tests")
+    nb.cells.append(nbformat.v4.new_code_cell("import softmaxbook"))
+    # a correct answer first: the test cell itself must pass
+    nb.cells += [nbformat.v4.new_code_cell(
+        "def stable_softmax(z):\n    e = np.exp(z - z.max(axis=1, keepdims=True))\n"
+        "    return e / e.sum(axis=1, keepdims=True)"), nbformat.v4.new_code_cell(test)]
+    order = []
+    for name, answer in ADVERSARIAL_ANSWERS.items():
+        nb.cells += [nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(test)]
+        order.append(name)
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    control = nb.cells[-2 * len(order) - 1]
+    assert not [o for o in control.outputs if o.output_type == "error"], control.outputs
+    tests = nb.cells[-2 * len(order) + 1::2]
+    for name, cell in zip(order, tests):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert errors and errors[0].ename == "AssertionError", \
+            f"{name}: the test cell did not fail ({[o.get('ename') for o in errors]})"
