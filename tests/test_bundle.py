@@ -88,9 +88,10 @@ def test_downloaded_chapter_runs_in_a_fresh_environment(bundle_env, chapter):
     code = [c for c in ran["cells"] if c["cell_type"] == "code"]
     errors = [(i, o["ename"]) for i, c in enumerate(code)
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    graded = [i for i, c in enumerate(code) if c["metadata"].get("nbgrader", {}).get("grade")]
+    answers = [i for i, c in enumerate(code)
+               if c["metadata"].get("nbgrader", {}).get("solution")]
     assert errors, "the exercise test should fail on the stub"
-    assert errors[0] == (graded[0], "NotImplementedError"), errors[:3]
+    assert errors[0] == (answers[0], "NotImplementedError"), errors[:3]
     assert not any(name in ("ModuleNotFoundError", "ImportError", "FileNotFoundError")
                    for _, name in errors), errors
     where = "".join("".join(o.get("text", "")) for o in code[-1]["outputs"])

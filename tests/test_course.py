@@ -104,7 +104,7 @@ def test_released_notebooks_contain_no_solution(course):
         # a line of a solution counts as leaked when the release has it and the public
         # part of the chapter does not (a line such as "z = np.asarray(z)" can be both)
         full = "\n".join(c.source for c in nb.cells)
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "hidden test",
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "hidden test:",
                        "{solution", "solution-start", "{glue", "{cite}", "{term}", "```{"):
             assert marker not in full, f"{name}: {marker!r} in the released notebook"
         text = "\n".join(line for line in full.splitlines() if line not in public)

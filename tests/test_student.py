@@ -44,7 +44,8 @@ def test_no_solution_is_left_and_every_exercise_is(students):
         graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
                   and c.cell_type == "code"]
         stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
-                 and c.cell_type == "code"]
+                 and c.cell_type == "code"
+                 and not c.metadata["nbgrader"]["grade_id"].endswith("-code")]
         assert graded and len(stubs) == len(graded)
         assert len(answers) + len(stubs) == len(re.findall(r":label: (ex-\d+-\d+)", orig_md))
         assert all("raise NotImplementedError()" in c.source for c in stubs)
@@ -63,11 +64,13 @@ def test_a_student_notebook_runs_until_its_exercise_test_fails(students):
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     errors = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")
-              and c.cell_type == "code"]
+    answers = [i for i, c in enumerate(nb.cells)
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+               and c.cell_type == "code"]
     assert errors, "the graded test should fail on the stub"
     first_error_cell, output = errors[0]
-    assert first_error_cell == graded[0] and output["ename"] == "NotImplementedError"
+    # the first error is the first answer cell's stub, not anything before it
+    assert first_error_cell == answers[0] and output["ename"] == "NotImplementedError"
 
 
 def test_instructors_page_lists_every_exercise_with_its_points():

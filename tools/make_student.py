@@ -61,7 +61,21 @@ Python 3.11 or later and the book's package `softmaxbook`.
   `%pip install {wheel}` in a first cell.
 
 Each exercise's coding cell raises `NotImplementedError` until you replace it with your code;
-the cell after it tests your answer. Written exercises have an answer cell below them.
+the cell after it tests your answer (when graded, further hidden tests run too). Written
+exercises have an answer cell below them, and a code cell too where they ask for a computation.
+"""
+
+COURSE_SETUP_TEXT = """\
+**This is an assignment** of a course on *Softmax from First Principles*, chapter {chapter}: the
+chapter in full, with its exercises to answer. Work in this notebook and submit it as it is: do
+not rename it and do not delete, split or reorder its cells (the locked ones are restored before
+grading). The environment of the course has everything installed.
+
+* A coding exercise: replace `raise NotImplementedError()` in the cell under the exercise with
+  your code; the next cell tests it, and when the assignment is graded hidden tests run too.
+* A written exercise (a derivation or a question): answer in the Markdown cell under it; where
+  the exercise asks for a computation (a SymPy check, a measurement), do it in the code cell
+  that follows. These are graded by hand, against a rubric.
 """
 
 
@@ -87,23 +101,52 @@ def wheel_name():
     return f"{project['name']}-{project['version']}-py3-none-any.whl"
 
 
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
+
+
+def code_answer_cell(label, checks, course):
+    """A code cell for the computation a written exercise asks for (a SymPy check, a
+    measurement): the worked check in the course source, nbgrader's stub elsewhere. It is an
+    nbgrader solution cell without tests; the grader reads it with the written answer."""
+    body = "\n\n".join(c.source.strip() for c in checks)
+    source = (f"### BEGIN SOLUTION\n{body}\n### END SOLUTION\n" if course else CODE_STUB)
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False,
+                                 "grade_id": f"{label}-code", "schema_version": 3,
+                                 "task": False}
+    return cell
+
+
+def caption_cell(md, cell, number):
+    """The caption of a figure, as a Markdown cell under it (Jupyter does not show a cell's
+    metadata, where the book keeps it)."""
+    caption = cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption")
+    if not caption:
+        return None
+    return nbformat.v4.new_markdown_cell(f"*Figure {number}.* {md.convert(caption)}")
+
+
 def convert_notebook(nb, name, glue, *, course=False):
     """Return the student (``course=False``) or nbgrader source (``course=True``) version of the
     chapter notebook ``nb`` (not modified); ``glue`` holds its executed glued values.
 
     The course version keeps the code solutions between ``### BEGIN SOLUTION`` and
     ``### END SOLUTION``, the hidden tests, and the worked solutions of written exercises in
-    their answer cells: ``nbgrader generate_assignment`` removes them all.
+    their answer cells: ``nbgrader generate_assignment`` removes them all. Its other code cells
+    are locked (nbgrader restores them before grading), so that a test cannot be fooled by an
+    edited helper.
     """
     nb = nbformat.from_dict(nb)
+    chapter = int(name[:2])
     md = PlainMarkdown(glue, notebook=name)
     kept, solutions = split_solutions(nb.cells)
-    missing = [lab for lab in RUBRICS if lab.startswith(f"ex-{int(name[:2])}-")
+    missing = [lab for lab in RUBRICS if lab.startswith(f"ex-{chapter}-")
                and lab not in solutions]
     if missing:
         raise ValueError(f"{name}: rubrics.yml names exercises without a solution: {missing}")
-    cells = [nbformat.v4.new_markdown_cell(SETUP_TEXT.format(chapter=int(name[:2]),
-                                                             wheel=wheel_name()))]
+    setup = COURSE_SETUP_TEXT if course else SETUP_TEXT
+    cells = [nbformat.v4.new_markdown_cell(setup.format(chapter=chapter, wheel=wheel_name()))]
+    figures = 0
     for cell, label in kept:
         cell = nbformat.from_dict(cell)
         if cell.cell_type == "markdown":
@@ -113,7 +156,16 @@ def convert_notebook(nb, name, glue, *, course=False):
             if not course and "### BEGIN HIDDEN TESTS" in cell.source:
                 cell.source = HIDDEN_TESTS.sub("", cell.source)
             cell.outputs, cell.execution_count = [], None
+            if course and "nbgrader" not in cell.metadata:
+                cell.metadata["nbgrader"] = {"grade": False, "solution": False,
+                                             "locked": True, "schema_version": 3,
+                                             "grade_id": f"chapter-cell-{len(cells)}",
+                                             "task": False}
             cells.append(cell)
+            caption = caption_cell(md, cell, f"{chapter}.{figures + 1}")
+            if caption is not None:
+                figures += 1
+                cells.append(caption)
         if label is None:
             continue
         text, code = solutions[label]
@@ -128,8 +180,14 @@ def convert_notebook(nb, name, glue, *, course=False):
                 cells.append(c)
         elif label in RUBRICS:
             cells.append(answer_cell(label, md.convert(text) if course else ANSWER_STUB))
+            checks = [nbformat.from_dict(c) for c in code if c["cell_type"] == "code"]
+            if checks:
+                cells.append(code_answer_cell(label, checks, course))
         else:
             raise ValueError(f"{name}: written exercise {label} has no rubric in rubrics.yml")
+    references = md.references_markdown()
+    if references:
+        cells.append(nbformat.v4.new_markdown_cell(references))
     nb.cells = cells
     return nb
 

@@ -45,6 +45,28 @@ def executed_glue(stem: str, executed_dir: Path = EXECUTED) -> dict[str, str]:
     return {name: out["data"]["text/plain"] for name, out in json.loads(path.read_text()).items()}
 
 
+def _bib_entries(bib_path: Path) -> dict[str, str]:
+    """A one-line reference (authors, year, title, venue, URL) for every key of the .bib."""
+    from pybtex.database import parse_file
+
+    entries = {}
+    for key, entry in parse_file(str(bib_path)).entries.items():
+        f = entry.fields
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = ", ".join(" ".join(p.first_names + p.last_names) for p in people)
+        who = names or f.get("organization") or f.get("publisher") or ""
+        venue = f.get("journal") or f.get("booktitle") or f.get("publisher") or \
+            f.get("howpublished") or ""
+        url = f.get("url") or ""
+        text = f"{who} ({f.get('year', 'n.d.')}). *{f.get('title', key)}*."
+        if venue and venue not in who:
+            text += f" {venue}."
+        if url:
+            text += f" <{url}>"
+        entries[key] = text.replace("{", "").replace("}", "").replace("\\", "")
+    return entries
+
+
 def _bib_labels(bib_path: Path) -> dict[str, str]:
     from pybtex.database import parse_file
 
@@ -62,7 +84,7 @@ def _bib_labels(bib_path: Path) -> dict[str, str]:
         else:
             who = f"{names[0]} et al."
         who = who.replace("{", "").replace("}", "")
-        labels[key] = f"{who} {entry.fields.get('year', 'n.d.')}"
+        labels[key] = f"{who} ({entry.fields.get('year', 'n.d.')})"
     return labels
 
 
@@ -91,6 +113,14 @@ class PlainMarkdown:
     notebook: str = ""
     bib: dict[str, str] = field(default_factory=lambda: _bib_labels(ROOT / "book" / "references.bib"))
     titles: tuple = field(default_factory=_titles)
+    cited: list = field(default_factory=list)
+
+    def references_markdown(self) -> str:
+        """A "References" cell for the works this notebook's Markdown cited, in citation order."""
+        if not self.cited:
+            return ""
+        entries = _bib_entries(ROOT / "book" / "references.bib")
+        return "## References\n\n" + "\n".join(f"* {entries[k]}" for k in self.cited) + "\n"
 
     def role(self, match: re.Match) -> str:
         from myst_nb.core.variables import format_plain_text
@@ -110,7 +140,8 @@ class PlainMarkdown:
             missing = [k for k in keys if k not in self.bib]
             if missing:
                 raise ValueError(f"{self.notebook}: unknown citation {missing}")
-            return "(" + "; ".join(self.bib[k] for k in keys) + ")"
+            self.cited.extend(k for k in keys if k not in self.cited)
+            return "; ".join(self.bib[k] for k in keys)   # "Hinton et al. (2015)"
         if name == "term":
             return shown or target
         if name == "doc":
@@ -120,7 +151,7 @@ class PlainMarkdown:
             title = shown or docs[stem]
             if (ROOT / "notebooks" / f"{stem}.ipynb").exists():
                 return f"[{title}]({stem}.ipynb)"
-            return f"*{title}* (a page of the book)"
+            return f"the book's *{title}* page"
         if name == "ref":
             ex = re.fullmatch(r"ex-(\d+)-(\d+)", target)
             if shown:
@@ -163,7 +194,9 @@ class PlainMarkdown:
                 raise ValueError(f"{self.notebook}: no plain-Markdown form for the directive "
                                  f"{{{name}}} (remove solutions before converting)")
         text = LABEL_LINE.sub("", "\n".join(out))
-        return ROLE.sub(self.role, text)
+        text = ROLE.sub(self.role, text)
+        # "exercise {ref}`ex-10-4`" reads "exercise Exercise 10.4" once the reference is text
+        return re.sub(r"\b([Ee]xercises?) Exercise (\d)", r"\1 \2", text)
 
 
 def split_solutions(cells):
