@@ -40,7 +40,7 @@ def test_no_solution_is_left_and_every_exercise_is(students):
                    and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
         assert all(c.source == "YOUR ANSWER HERE" for c in answers), name
         labels = re.findall(r":label: ex-(\d+)-(\d+)", orig_md)
-        assert re.findall(r"^\*\*Exercise (\d+)\.(\d+) \(", md, re.M) == labels, name
+        assert re.findall(r"^### Exercise (\d+)\.(\d+): ", md, re.M) == labels, name
         graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
                   and c.cell_type == "code"]
         stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")

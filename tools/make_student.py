@@ -6,7 +6,7 @@ For each notebook in ``notebooks/`` it writes a copy to the output folder (defau
 * a first cell says what to install to run the notebook outside the book's repository;
 * the Markdown is plain Markdown (``tools/plain_markdown.py``): glued numbers are replaced by
   their values from the book's own execution, citations, terms and cross-references by their
-  text, exercises and admonitions by bold headings, so it renders in any Jupyter or Colab;
+  text, exercises by headings and admonitions by bold titles, so it renders in any Jupyter;
 * ``{solution}`` blocks and everything between ``{solution-start}`` and ``{solution-end}``
   (worked solutions and the cells that check them) are removed;
 * every written exercise gets an answer cell (``YOUR ANSWER HERE``) carrying nbgrader's
@@ -57,8 +57,9 @@ Python 3.11 or later and the book's package `softmaxbook`.
   This installs the package (the wheel in the bundle, with the data the chapters read) and the
   exact versions of NumPy, SciPy, SymPy, Matplotlib, scikit-learn, mpmath, numba and JupyterLab
   that the book is tested with. Then open this notebook from that folder.
-* In Colab, upload the wheel `{wheel}` from the bundle and run
-  `%pip install {wheel}` in a first cell.
+* In Colab, upload this notebook and the wheel `{wheel}` from the bundle, run
+  `%pip install {wheel}` in a first cell, then restart the runtime (Colab's own NumPy and
+  friends may be upgraded; the versions are not pinned there).
 
 Each exercise's coding cell raises `NotImplementedError` until you replace it with your code;
 the cell after it tests your answer (when graded, further hidden tests run too). Written

@@ -9,7 +9,7 @@ directives. Outside the book (plain JupyterLab, Colab, nbgrader) those show as r
   executed it (``_build/jupyter_execute``), with myst-nb's own formatting function;
 * citations as "(Author Year)", glossary terms and cross-references as their text, links to
   other chapters as links to the chapter notebook;
-* an exercise as a bold "Exercise N.M (title)" line followed by its statement, an admonition as
+* an exercise as a heading "Exercise N.M: title" followed by its statement, an admonition as
   a bold title followed by its text; solution directives are left for the caller to handle
   (:func:`split_solutions`).
 
@@ -187,7 +187,8 @@ class PlainMarkdown:
                 ex = re.fullmatch(r"ex-(\d+)-(\d+)", options.get("label", ""))
                 if not ex:
                     raise ValueError(f"{self.notebook}: exercise without an ex-N-M label")
-                out.append(f"**Exercise {ex.group(1)}.{ex.group(2)} ({arg.strip()})**\n\n{text}")
+                # a heading, so that the exercise is in Jupyter's table of contents
+                out.append(f"### Exercise {ex.group(1)}.{ex.group(2)}: {arg.strip()}\n\n{text}")
             elif name == "admonition":
                 out.append(f"**{arg.strip()}**\n\n{text}")
             else:
