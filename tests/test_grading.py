@@ -25,9 +25,9 @@ CHEATS = [
      lambda z, T: T * (softmaxbook.cross_entropy(
          np.atleast_2d(z) / T, np.zeros(np.atleast_2d(z).shape[0], int), reduction="none")
          + np.atleast_2d(z)[:, 0] / T).reshape(np.shape(z)[:-1])),
-    ("10_speed", "test_split_row_softmax", "split_row_softmax",
+    ("10_speed", "ex-10-2-tests", "split_row_softmax",
      lambda z, parts: softmaxbook.softmax_kernel(z)),
-    ("09_numerical_accuracy", "test_compensated_softmax", "compensated_softmax",
+    ("09_numerical_accuracy", "ex-9-2-tests", "compensated_softmax",
      lambda z: softmaxbook.reference.mp_softmax(z)),
 ]
 

@@ -70,6 +70,12 @@ def test_exercises_have_solutions_and_coding_ones_nbgrader_markup(path):
         assert "np.testing" not in c.source and not re.search(r"^\s*assert\b", c.source, re.M)
         assert "### BEGIN HIDDEN TESTS" in c.source and "### END HIDDEN TESTS" in c.source
         assert c.metadata["nbgrader"]["points"] >= 2
+    # grade ids name the exercise, as the instructors' page and the course notes do
+    for c in solution_cells:
+        assert re.fullmatch(rf"ex-{chapter}-\d+-code", c.metadata["nbgrader"]["grade_id"])
+    for c in test_cells:
+        label = c.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
+        assert c.metadata["nbgrader"]["grade_id"] == f"{label}-tests"
 
 
 def test_config_fails_on_cell_errors_and_warnings():

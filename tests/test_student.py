@@ -45,7 +45,7 @@ def test_no_solution_is_left_and_every_exercise_is(students):
                   and c.cell_type == "code"]
         stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
                  and c.cell_type == "code"
-                 and not c.metadata["nbgrader"]["grade_id"].endswith("-code")]
+                 and not c.metadata["nbgrader"]["grade_id"].endswith("-computation")]
         assert graded and len(stubs) == len(graded)
         assert len(answers) + len(stubs) == len(re.findall(r":label: (ex-\d+-\d+)", orig_md))
         assert all("raise NotImplementedError()" in c.source for c in stubs)

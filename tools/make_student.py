@@ -113,7 +113,7 @@ def code_answer_cell(label, checks, course):
     source = (f"### BEGIN SOLUTION\n{body}\n### END SOLUTION\n" if course else CODE_STUB)
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False,
-                                 "grade_id": f"{label}-code", "schema_version": 3,
+                                 "grade_id": f"{label}-computation", "schema_version": 3,
                                  "task": False}
     return cell
 
