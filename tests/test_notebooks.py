@@ -63,19 +63,34 @@ def test_exercises_have_solutions_and_coding_ones_nbgrader_markup(path):
     assert solution_cells and test_cells, "a coding exercise with nbgrader metadata is required"
     for c in solution_cells:
         assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+    visible = [c for c in test_cells
+               if not c.metadata["nbgrader"]["grade_id"].endswith("-hidden-tests")]
+    hidden = [c for c in test_cells
+              if c.metadata["nbgrader"]["grade_id"].endswith("-hidden-tests")]
+    assert len(visible) == len(hidden) == len(solution_cells)
     for c in test_cells:
         # checks that fail with a message and survive a redefined np.testing helper
         assert "from softmaxbook.grading import" in c.source
+        assert "importlib.reload(softmaxbook.grading)" in c.source
         assert re.search(r"\bcheck(_close)?\(", c.source)
         assert "np.testing" not in c.source and not re.search(r"^\s*assert\b", c.source, re.M)
+        assert c.metadata["nbgrader"]["points"] >= 1
+    for c in hidden:
+        # a grade cell of its own: a student who sees the visible tests pass is not misled
         assert "### BEGIN HIDDEN TESTS" in c.source and "### END HIDDEN TESTS" in c.source
-        assert c.metadata["nbgrader"]["points"] >= 2
+        outside = re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", "", c.source,
+                         flags=re.S)
+        assert "print(" not in outside and "check" not in outside.split("import", 1)[0]
+    for c in visible:
+        assert "HIDDEN TESTS" not in c.source
     # grade ids name the exercise, as the instructors' page and the course notes do
     for c in solution_cells:
         assert re.fullmatch(rf"ex-{chapter}-\d+-code", c.metadata["nbgrader"]["grade_id"])
-    for c in test_cells:
+    for c in visible:
         label = c.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
         assert c.metadata["nbgrader"]["grade_id"] == f"{label}-tests"
+        assert sum(t.metadata["nbgrader"]["points"] for t in test_cells
+                   if t.metadata["nbgrader"]["grade_id"].startswith(label + "-")) >= 2
 
 
 def test_config_fails_on_cell_errors_and_warnings():

@@ -42,7 +42,8 @@ def test_no_solution_is_left_and_every_exercise_is(students):
         labels = re.findall(r":label: ex-(\d+)-(\d+)", orig_md)
         assert re.findall(r"^### Exercise (\d+)\.(\d+): ", md, re.M) == labels, name
         graded = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
-                  and c.cell_type == "code"]
+                  and c.cell_type == "code"
+                  and not c.metadata["nbgrader"]["grade_id"].endswith("-hidden-tests")]
         stubs = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
                  and c.cell_type == "code"
                  and not c.metadata["nbgrader"]["grade_id"].endswith("-computation")]
@@ -84,9 +85,9 @@ def test_instructors_page_lists_every_exercise_with_its_points():
     for path in (ROOT / "notebooks").glob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
-            if meta.get("grade"):
-                label = cell.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
-                expected[label] = meta["points"]
+            if meta.get("grade") and cell.cell_type == "code":   # visible + hidden tests
+                label = meta["grade_id"].removesuffix("-hidden-tests").removesuffix("-tests")
+                expected[label] = expected.get(label, 0) + meta["points"]
     assert {k: int(v) for k, v in rows.items()} == expected
 
 
@@ -99,7 +100,8 @@ def test_every_rubric_adds_up_and_every_written_exercise_has_one():
     for path in (ROOT / "notebooks").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         labels = re.findall(r":label: (ex-\d+-\d+)", "\n".join(c.source for c in nb.cells))
-        coded = {c.source.splitlines()[0].removeprefix("# Tests for exercise ").strip()
+        coded = {c.metadata["nbgrader"]["grade_id"].removesuffix("-hidden-tests")
+                 .removesuffix("-tests")
                  for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
         for label in labels:
             assert (label in RUBRICS) != (label in coded), f"{label}: needs exactly one of a rubric or a test"

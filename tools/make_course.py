@@ -94,6 +94,9 @@ def readme(table):
         "asked for, and include hidden tests. Written exercises (derivations and conceptual",
         "questions) have a manually graded answer cell; their rubrics follow.",
         "",
+        "Each coding exercise has two grade cells: its visible tests and its hidden tests (1 point,",
+        "2 for a 5-point exercise), so that a student whose visible tests pass is not misled.",
+        "",
         "| assignment | exercise | kind | points |",
         "|---|---|---|---|",
     ]
@@ -134,21 +137,16 @@ def main(argv=None, executed_dir=EXECUTED):
         folder = out / "source" / assignment_name(path)
         folder.mkdir()
         nbformat.write(nb, folder / path.name)
+        rows = {}                       # one row per exercise: its grade cells' points added
         for grade_id, points, kind in exercises(nb):
-            label = grade_id.removesuffix("-answer") if kind == "written" else \
-                _coding_label(nb, grade_id)
+            label = (grade_id.removesuffix("-answer") if kind == "written" else
+                     grade_id.removesuffix("-hidden-tests").removesuffix("-tests"))
+            rows[label] = (kind, rows.get(label, (kind, 0))[1] + points)
+        for label, (kind, points) in rows.items():
             table.append((assignment_name(path), label, kind, points))
     (out / "README.md").write_text(readme(table))
     print(f"wrote the nbgrader course ({len(table)} graded exercises) to {out}")
     return out
-
-
-def _coding_label(nb, grade_id):
-    for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            first = cell.source.splitlines()[0]
-            return first.removeprefix("# Tests for exercise ").strip()
-    raise KeyError(grade_id)
 
 
 if __name__ == "__main__":
