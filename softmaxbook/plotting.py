@@ -13,13 +13,19 @@ import matplotlib as mpl
 from cycler import cycler
 
 __all__ = ["OKABE_ITO", "LINESTYLES", "use_book_style", "BOOK_RC", "displayed_text_px",
-           "check_legible", "COLUMN_PX", "MIN_TEXT_PX", "Slider"]
+           "check_legible", "check_styles", "COLUMN_PX", "MIN_TEXT_PX", "PHONE_COLUMN_PX",
+           "MIN_PHONE_TEXT_PX", "Slider"]
 
 #: Width, in CSS pixels, of the book's text column at a 1280-px window: a wider figure is
 #: scaled down to it (measured in the browser test's pages).
 COLUMN_PX = 672
 #: The smallest text, in CSS pixels, that a figure may show where it is displayed.
 MIN_TEXT_PX = 9.0
+#: Width, in CSS pixels, of the text column on a 412-px-wide phone (measured likewise).
+PHONE_COLUMN_PX = 364
+#: The smallest text a figure may show on that phone, whose screen has 2.6 device
+#: pixels per CSS pixel, so 7 px are 18 device pixels.
+MIN_PHONE_TEXT_PX = 7.0
 
 #: The Okabe–Ito colour-blind-safe palette (black left out: it is the text colour).
 OKABE_ITO = (
@@ -40,12 +46,12 @@ BOOK_RC = {
     "figure.dpi": 110,
     "savefig.dpi": 200,
     "figure.constrained_layout.use": True,
-    "font.size": 12,
+    "font.size": 13,
     "axes.titlesize": 13,
-    "axes.labelsize": 12,
-    "legend.fontsize": 11,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
+    "axes.labelsize": 13,
+    "legend.fontsize": 12,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
     "lines.linewidth": 2.2,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -93,8 +99,10 @@ def displayed_text_px(fig, column_px=COLUMN_PX):
     return sorted(sizes, key=lambda pair: pair[0])
 
 
-def check_legible(fig, column_px=COLUMN_PX, min_px=MIN_TEXT_PX):
-    """Raise ``AssertionError`` if ``fig`` shows text smaller than ``min_px`` CSS pixels.
+def check_legible(fig, column_px=COLUMN_PX, min_px=MIN_TEXT_PX,
+                  phone_px=PHONE_COLUMN_PX, min_phone_px=MIN_PHONE_TEXT_PX):
+    """Raise ``AssertionError`` if ``fig`` shows text smaller than ``min_px`` CSS pixels in
+    the desktop column, or smaller than ``min_phone_px`` in the phone's column.
 
     Examples
     --------
@@ -106,15 +114,98 @@ def check_legible(fig, column_px=COLUMN_PX, min_px=MIN_TEXT_PX):
     >>> check_legible(fig)
     Traceback (most recent call last):
     ...
-    AssertionError: figure text 'a label' would show at 8.3 px (minimum 9.0 px): enlarge the font or narrow the figure (11.0 in wide)
+    AssertionError: figure text 'a label' would show at 8.3 px (minimum 9.0 px) at 1280 px: enlarge the font or narrow the figure (11.0 in wide)
+    >>> _ = ax.set_xlabel("a label", fontsize=13)  # large enough, but not the ticks on a phone
+    >>> check_legible(fig)
+    Traceback (most recent call last):
+    ...
+    AssertionError: figure text '0.0' would show at 5.6 px (minimum 7.0 px) on a 412-px phone: enlarge the font or narrow the figure (11.0 in wide)
     >>> plt.close(fig)
     """
-    small = [(px, text) for px, text in displayed_text_px(fig, column_px) if px < min_px]
-    if small:
-        px, text = small[0]
-        raise AssertionError(
-            f"figure text {text[:40]!r} would show at {px:.1f} px (minimum {min_px} px): "
-            f"enlarge the font or narrow the figure ({fig.get_figwidth():.1f} in wide)")
+    for column, least, where in ((column_px, min_px, "at 1280 px"),
+                                 (phone_px, min_phone_px, "on a 412-px phone")):
+        small = [(px, text) for px, text in displayed_text_px(fig, column) if px < least]
+        if small:
+            px, text = small[0]
+            raise AssertionError(
+                f"figure text {text[:40]!r} would show at {px:.1f} px (minimum {least} px) "
+                f"{where}: enlarge the font or narrow the figure "
+                f"({fig.get_figwidth():.1f} in wide)")
+
+
+#: label -> style of every labelled curve, bar or marker drawn since use_book_style() (one
+#: notebook): a concept keeps its colour and line style across a chapter.
+_STYLES = {}
+
+
+def _style_of(handle):
+    """(colour, line style, marker, hatch) of a legend handle; a line has no hatch (None),
+    a bar or area no marker (None)."""
+    from matplotlib.colors import to_hex
+    from matplotlib.container import Container
+    from matplotlib.lines import Line2D
+
+    if isinstance(handle, Container):
+        handle = handle.patches[0] if hasattr(handle, "patches") else handle[0]
+    if isinstance(handle, Line2D):
+        return (to_hex(handle.get_color()), str(handle.get_linestyle()),
+                str(handle.get_marker()), None)
+    if hasattr(handle, "get_facecolor"):
+        colour = handle.get_facecolor()
+        if getattr(colour, "ndim", 1) == 2:          # a collection: its first member
+            colour = colour[0] if len(colour) else (0, 0, 0, 0)
+        ls = handle.get_linestyle()
+        ls = ls[0] if isinstance(ls, list) else ls
+        return (to_hex(colour), str(ls), None, handle.get_hatch())
+    return (type(handle).__name__, None, None, None)
+
+
+def _same_style(a, b):
+    """A line and a bar of one concept share the colour; two lines or two bars share all."""
+    kind_a, kind_b = a[3] is None and a[2] is not None, b[3] is None and b[2] is not None
+    return a == b if kind_a == kind_b else a[0] == b[0]
+
+
+def check_styles(fig, seen=None):
+    """Raise ``AssertionError`` unless every concept has one style.
+
+    A label drawn in ``fig`` must keep the colour, line style, marker and hatch it had in
+    ``fig`` and in earlier figures (``seen``: label -> style, updated), and two labels of one
+    plot (axes) must not look alike.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> seen = {}
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([0, 1], color="C0", label="softmax")
+    >>> check_styles(fig, seen)
+    >>> fig2, ax2 = plt.subplots()
+    >>> _ = ax2.plot([0, 1], color="C1", label="softmax")
+    >>> check_styles(fig2, seen)
+    Traceback (most recent call last):
+    ...
+    AssertionError: 'softmax' is drawn as ('#ff7f0e', '-', 'None', None) here but as ('#1f77b4', '-', 'None', None) before: one colour and line style per concept
+    >>> plt.close("all")
+    """
+    seen = {} if seen is None else seen
+    here = {}
+    for ax in fig.axes:
+        alike = {}
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            style = _style_of(handle)
+            before = here.get(label, seen.get(label))
+            if before is not None and not _same_style(before, style):
+                raise AssertionError(
+                    f"{label!r} is drawn as {style} here but as {before} before: "
+                    "one colour and line style per concept")
+            if alike.setdefault(style, label) != label:
+                raise AssertionError(
+                    f"{label!r} and {alike[style]!r} look alike in one plot ({style})")
+            here[label] = style
+    seen.update(here)
 
 
 def check_open_figures():
@@ -127,8 +218,11 @@ def check_open_figures():
         if log:                     # a record of every figure's smallest text, for authors
             with open(log, "a") as f:
                 px, text = displayed_text_px(fig)[0]
-                f.write(f"{fig.get_figwidth():.1f} in, smallest text {px:.1f} px: {text!r}\n")
+                phone, _ = displayed_text_px(fig, PHONE_COLUMN_PX)[0]
+                f.write(f"{fig.get_figwidth():.1f} in, smallest text {px:.1f} px "
+                        f"(phone {phone:.1f} px): {text!r}\n")
         check_legible(fig)
+        check_styles(fig, _STYLES)
 
 
 class _CheckFiguresAtCellEnd:
@@ -168,6 +262,7 @@ def use_book_style(check_figures=True):
     '#0072B2'
     """
     mpl.rcParams.update(BOOK_RC)
+    _STYLES.clear()
     try:
         from IPython import get_ipython
     except ImportError:

@@ -167,7 +167,9 @@ def test_code_lines_fit_the_code_column(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_figures_are_checked_for_legibility(path):
     """use_book_style() makes every figure a cell shows fail that cell when its text would
-    be under softmaxbook.plotting.MIN_TEXT_PX pixels in the book's column."""
+    be under softmaxbook.plotting.MIN_TEXT_PX pixels in the book's column (or under
+    MIN_PHONE_TEXT_PX on a phone), or when a labelled concept changes its colour or line
+    style within the chapter (softmaxbook.plotting.check_styles)."""
     code = "\n".join(c.source for c in load(path).cells if c.cell_type == "code")
     if "plt." in code:
         assert "use_book_style()" in code and "check_figures=False" not in code

@@ -6,7 +6,9 @@ its display math typeset by MathJax (no raw ``$$`` or ``\\frac`` left in the
 visible text), hide exercise solutions, show the edition in its footer, and have no
 output, table, display formula or figure wider than the text column at 1280 px. A
 full-page screenshot of each page is
-saved under ``_build/screenshots/``.
+saved under ``_build/screenshots/``. On a 412-px phone no page scrolls sideways, and figures
+fill the column width at which the notebooks checked their text (a screenshot of the first
+screen is saved too).
 
 Where Chromium is missing the test is skipped with a loud message, unless
 SOFTMAXBOOK_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
@@ -168,4 +170,40 @@ def test_page(page_path, server, browser):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "__") + ".png")), full_page=True)
+    page.close()
+
+
+PHONE_JS = """() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const figures = [...article.querySelectorAll('.cell_output img')]
+      .map(i => i.getBoundingClientRect().width).filter(w => w > 0);
+  return {column: article.clientWidth
+                  - parseFloat(getComputedStyle(article).paddingLeft)
+                  - parseFloat(getComputedStyle(article).paddingRight),
+          figures: figures, page: document.documentElement.scrollWidth};
+}"""
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_phone_page(page_path, server, browser):
+    """On a 412-px phone the page does not scroll sideways, and figures are shown at least as
+    wide as softmaxbook.plotting.PHONE_COLUMN_PX, the width at which every notebook checked
+    its figures' text (so the check's assumption holds). A screenshot is saved."""
+    from softmaxbook.plotting import PHONE_COLUMN_PX
+
+    page = browser.new_page(viewport={"width": 412, "height": 915}, device_scale_factor=2.625,
+                            is_mobile=True, has_touch=True)
+    page.goto(f"{server}/{page_path}.html", wait_until="networkidle")
+    found = page.evaluate(PHONE_JS)
+    assert found["page"] <= 412, f"the page scrolls sideways on a phone: {found['page']} px"
+    if page_path.startswith("notebooks/"):
+        assert found["figures"], "no figure found"
+    assert found["column"] >= PHONE_COLUMN_PX - 1, found
+    narrow = [w for w in found["figures"] if w < PHONE_COLUMN_PX - 1]
+    natural = page.evaluate("""() => [...document.querySelectorAll('.cell_output img')]
+        .filter(i => i.getBoundingClientRect().width < i.naturalWidth / 1.01
+                     && i.getBoundingClientRect().width < %d).length""" % (PHONE_COLUMN_PX - 1))
+    assert not natural, f"{natural} figures shown narrower than the phone column: {narrow}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / ("phone__" + page_path.replace("/", "__") + ".png")))
     page.close()
