@@ -5,7 +5,7 @@ computes it, glues it under a name, and the text cites it with
 ``{glue:text}`name:.3f``` (myst-nb). This wrapper glues plain Python values
 only (NumPy scalars render differently under NumPy 2) and still runs where
 myst-nb is not installed, for example in a student's plain Jupyter, where
-the value is simply returned.
+it does nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["glue"]
 
 
 def glue(name, value, display=False):
-    """Glue ``value`` under ``name`` for the book's prose; return the value.
+    """Glue ``value`` under ``name`` for the book's prose.
 
     Parameters
     ----------
@@ -31,7 +31,8 @@ def glue(name, value, display=False):
 
     Returns
     -------
-    The (converted) value.
+    None, so that a cell ending with a glue shows no stray output (a NumPy scalar or a
+    float printed as math under the cell's other output).
 
     Raises
     ------
@@ -41,8 +42,11 @@ def glue(name, value, display=False):
     Examples
     --------
     >>> import numpy as np
-    >>> glue("example", np.float64(0.25))   # outside a notebook: just the value
-    0.25
+    >>> glue("example", np.float64(0.25))   # returns nothing: no stray output in a cell
+    >>> glue("example", np.ones(2))
+    Traceback (most recent call last):
+    ...
+    TypeError: glue one number at a time, not an array (got shape (2,) for 'example')
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {name!r}")
@@ -56,8 +60,8 @@ def glue(name, value, display=False):
         from IPython import get_ipython
         from myst_nb import glue as _glue
     except ImportError:
-        return value
+        return None
     if get_ipython() is None:          # plain Python (tests, scripts)
-        return value
+        return None
     _glue(name, value, display=display)
-    return value
+    return None
