@@ -10,6 +10,8 @@ from .fast import fast_softmax, merge_normalizers, online_normalizer, online_sof
 from .jacobian import softmax_jacobian, softmax_jvp
 from .kernel import softmax_kernel
 from .losses import cross_entropy, cross_entropy_grad
+from .sparse import (entmax15, entmax_bisect, gumbel_softmax, sparsemax, sparsemax_loss,
+                     top_k_top_p_filter)
 
 __version__ = "0.4.0"
 
@@ -29,6 +31,12 @@ __all__ = [
     "attention",
     "flash_attention",
     "flash_attention_backward",
+    "sparsemax",
+    "entmax15",
+    "entmax_bisect",
+    "sparsemax_loss",
+    "gumbel_softmax",
+    "top_k_top_p_filter",
     "__version__",
 ]
 
