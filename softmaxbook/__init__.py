@@ -4,7 +4,7 @@ The chapters derive each function, then import it from here so that no
 notebook copies another's code.
 """
 
-from .attention import attention, flash_attention, flash_attention_backward
+from .scaled_attention import attention, flash_attention, flash_attention_backward
 from .core import log_softmax, logsumexp, softmax
 from .fast import fast_softmax, merge_normalizers, online_normalizer, online_softmax
 from .jacobian import softmax_jacobian, softmax_jvp

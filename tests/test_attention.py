@@ -333,3 +333,24 @@ def test_tiled_forward_and_backward_never_hold_the_score_matrix():
         tracemalloc.stop()
     assert peak < scores_bytes / 8, peak                 # tiles and O(n d) arrays only
     assert dense_peak > scores_bytes                     # the reference does form it
+
+
+def test_edge_shapes_and_overflowing_scores():
+    rng = np.random.default_rng(12)
+    q, k, v = rand(rng, 0, 3), rand(rng, 4, 3), rand(rng, 4, 2)
+    out, lse = flash_attention(q, k, v)
+    assert out.shape == (0, 2) and lse.shape == (0,)
+    dq, dk, dv = flash_attention_backward(q, k, v, out, lse, np.zeros((0, 2)))
+    assert dq.shape == (0, 3) and np.all(dk == 0) and np.all(dv == 0)
+    qb = rand(rng, 2, 0, 3)
+    ob, lb = flash_attention(qb, k, v)
+    assert flash_attention_backward(qb, k, v, ob, lb, ob)[0].shape == (2, 0, 3)
+    big_q, big_k = np.array([[1e200]]), np.array([[-1e200], [-1e200]])
+    for call in (lambda: attention(big_q, big_k, np.ones((2, 1))),
+                 lambda: flash_attention(big_q, big_k, np.ones((2, 1))),
+                 lambda: attention(np.ones((1, 3)), np.ones((4, 3)), v, scale=1e308)):
+        with pytest.raises(ValueError, match="overflow the float64 range"):
+            call()
+    o1, l1 = flash_attention(rand(rng, 3, 3), k, v)
+    with pytest.raises(ValueError, match="lse must have shape"):
+        flash_attention_backward(rand(rng, 3, 3), k, v, o1, np.ones((2, 3)), o1)

@@ -13,7 +13,7 @@ one ``block x block`` tile of them, keeping a running maximum :math:`m_i` and no
 :math:`\ell_i` per query (the online normaliser of chapter 10) and returning, besides
 :math:`\mathbf O`, only :math:`L_i = m_i + \log \ell_i`, the log-sum-exp of row :math:`i`;
 :func:`flash_attention_backward` recomputes each tile of :math:`\mathbf P` from :math:`L`,
-as FlashAttention-2 does (Dao 2023), with :math:`D_i = \sum_j P_{ij}\,dP_{ij}
+as FlashAttention-2 does (Dao 2024), with :math:`D_i = \sum_j P_{ij}\,dP_{ij}
 = \langle d\mathbf O_i, \mathbf O_i\rangle`.
 
 Conventions (the same in all three functions):
@@ -30,6 +30,10 @@ Conventions (the same in all three functions):
   returns nothing. (Masking with :math:`-\infty` alone would give NaN, which spreads through a
   batch; masking with a large finite negative number would give a uniform row, which
   silently attends to the padding. Chapter 11 compares the three.)
+* Scores :math:`c\,\mathbf q_i\cdot\mathbf k_j` that overflow the float64 range (finite
+  inputs of size about 1e154 or more, or a huge ``scale``) raise ``ValueError`` rather than
+  being mistaken for masked ones.
+* longdouble input is computed in float64 and returned as longdouble.
 """
 
 from __future__ import annotations
@@ -86,6 +90,16 @@ def _causal(n, m, rows=slice(None), cols=slice(None)):
     i = np.arange(n)[rows]
     j = np.arange(m)[cols]
     return j[None, :] <= i[:, None]
+
+
+def _scores(q, kT, scale):
+    """``scale * q @ kT``, refusing scores that overflow (they would pass for masked ones)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = scale * (q @ kT)
+    if not np.all(np.isfinite(s)):
+        raise ValueError("the scores scale * q @ k^T overflow the float64 range; scale the "
+                         "inputs down (attention depends on the scores only)")
+    return s
 
 
 def _check_flag(causal):
@@ -146,7 +160,7 @@ def attention(q, k, v, *, mask=None, causal=False, scale=None):
     q, k, v, scale, batch, dtype = _qkv(q, k, v, scale)
     causal = _check_flag(causal)
     n, m = q.shape[-2], k.shape[-2]
-    s = scale * (q @ np.swapaxes(k, -1, -2))
+    s = _scores(q, np.swapaxes(k, -1, -2), scale)
     allowed = None
     if mask is not None:
         allowed = _mask(mask, batch, n, m)
@@ -198,7 +212,7 @@ def flash_attention(q, k, v, *, causal=False, scale=None, block=128):
     of ``block`` rows, with a running row maximum :math:`m`, normaliser :math:`\ell` and
     unnormalised output; the output is divided by :math:`\ell` once, at the end (the form of
     FlashAttention-2). With ``causal=True``, key blocks wholly above the diagonal are
-    skipped. Conventions as in :mod:`softmaxbook.attention`.
+    skipped. Conventions as in the module ``softmaxbook.scaled_attention``.
 
     Parameters
     ----------
@@ -242,7 +256,7 @@ def flash_attention(q, k, v, *, causal=False, scale=None, block=128):
         acc = np.zeros(qi.shape[:2] + (e,))
         for j0 in range(0, min(m, i1) if causal else m, block):
             j1 = min(j0 + block, m)
-            s = scale * (qi @ np.swapaxes(kf[:, j0:j1], -1, -2))
+            s = _scores(qi, np.swapaxes(kf[:, j0:j1], -1, -2), scale)
             if causal and j1 - 1 > i0:            # the tile crosses the diagonal
                 s = np.where(_causal(n, m, slice(i0, i1), slice(j0, j1)), s, -np.inf)
             new_max = np.maximum(run_max, s.max(axis=-1))
@@ -318,6 +332,11 @@ def flash_attention_backward(q, k, v, out, lse, d_out, *, causal=False, scale=No
     lse_a, _ = real_array_and_dtype(lse, name="lse")
     if lse_a.ndim < 1:
         raise ValueError(f"lse must have shape (..., n); got shape {lse_a.shape}")
+    try:
+        lse_fits = (lse_a.shape[-1] == n and np.broadcast_shapes(lse_a.shape, batch + (n,))
+                    == batch + (n,))
+    except ValueError:
+        lse_fits = False
     if np.any(np.isnan(lse_a)) or np.any(lse_a == np.inf):
         raise ValueError("lse must be finite or -inf (a query with no key)")
     full = batch + (n, e)
@@ -331,13 +350,13 @@ def flash_attention_backward(q, k, v, out, lse, d_out, *, causal=False, scale=No
         except ValueError:
             raise ValueError(f"{name} of shape {a.shape} does not match the output's shape "
                              f"{full}") from None
-    if lse_a.shape[-1] != n or np.broadcast_shapes(lse_a.shape, batch + (n,)) != batch + (n,):
+    if not lse_fits:
         raise ValueError(f"lse must have shape (..., n) = {batch + (n,)}, one value per "
                          f"query; got {lse_a.shape}")
     qf, kf, vf = _flat(q, batch), _flat(k, batch), _flat(v, batch)
     of = _flat(o.astype(np.float64), batch)
     dof = _flat(do.astype(np.float64), batch)
-    lsef = np.broadcast_to(lse_a.astype(np.float64), batch + (n,)).reshape(-1, n)
+    lsef = np.broadcast_to(lse_a.astype(np.float64), batch + (n,)).reshape(qf.shape[:2])
     delta = np.sum(dof * of, axis=-1)                     # D_i = <dO_i, O_i>
     live = np.isfinite(lsef)
     lse_safe = np.where(live, lsef, 0.0)
@@ -350,7 +369,7 @@ def flash_attention_backward(q, k, v, out, lse, d_out, *, causal=False, scale=No
         dkj, dvj = np.zeros(kj.shape), np.zeros(vj.shape)
         for i0 in range((j0 // block) * block if causal else 0, n, block):
             i1 = min(i0 + block, n)
-            s = scale * (qf[:, i0:i1] @ np.swapaxes(kj, -1, -2))
+            s = _scores(qf[:, i0:i1], np.swapaxes(kj, -1, -2), scale)
             p = np.exp(s - lse_safe[:, i0:i1, None])
             keep = live[:, i0:i1, None]
             if causal and j1 - 1 > i0:
