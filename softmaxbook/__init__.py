@@ -9,6 +9,8 @@ from .core import log_softmax, logsumexp, softmax
 from .fast import fast_softmax, merge_normalizers, online_normalizer, online_softmax
 from .jacobian import softmax_jacobian, softmax_jvp
 from .kernel import softmax_kernel
+from .large_output import (hierarchical_softmax_log_prob, huffman_tree, sample_classes,
+                           sampled_softmax_loss)
 from .losses import cross_entropy, cross_entropy_grad
 from .sparse import (entmax15, entmax_bisect, gumbel_softmax, sparsemax, sparsemax_loss,
                      top_k_top_p_filter)
@@ -37,6 +39,10 @@ __all__ = [
     "sparsemax_loss",
     "gumbel_softmax",
     "top_k_top_p_filter",
+    "huffman_tree",
+    "hierarchical_softmax_log_prob",
+    "sampled_softmax_loss",
+    "sample_classes",
     "__version__",
 ]
 

@@ -1,0 +1,255 @@
+r"""Softmax over very many classes (chapter 13): hierarchical softmax and sampled softmax.
+
+* :func:`huffman_tree` builds a binary tree over ``V`` classes from their counts, frequent
+  classes near the root; :func:`hierarchical_softmax_log_prob` gives the exact, normalised
+  log-probabilities of the model that walks down such a tree with one sigmoid per internal
+  node (Morin & Bengio 2005; Mikolov et al. 2013).
+* :func:`sampled_softmax_loss` estimates the cross-entropy of a full softmax from the true
+  class and a sample of others, with the ``log Q`` correction of Jean et al. (2015);
+  :func:`sample_classes` draws that sample.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ._validation import check_number, real_array_and_dtype
+
+__all__ = ["huffman_tree", "hierarchical_softmax_log_prob", "sampled_softmax_loss",
+           "sample_classes"]
+
+
+def huffman_tree(counts):
+    """A Huffman tree over the classes: ``(paths, signs)``, one row per class.
+
+    The two least frequent subtrees are merged until one tree is left (ties broken by
+    creation order, so the result is deterministic). Internal nodes are numbered
+    ``0 .. V-2``, the root last (``V - 2``). Row ``w`` of ``paths`` lists the internal nodes
+    from the root down to class ``w``'s leaf, padded with ``-1``; row ``w`` of ``signs``
+    is ``+1`` where the path goes to the left child, ``-1`` to the right, ``0`` in the
+    padding. The length of class ``w``'s code is ``(paths[w] >= 0).sum()``.
+
+    Parameters
+    ----------
+    counts : array_like of non-negative numbers, shape (V,), V >= 2
+
+    Returns
+    -------
+    paths : ndarray of int, shape (V, L)
+    signs : ndarray of float, shape (V, L)
+        ``L`` is the longest code.
+
+    Examples
+    --------
+    >>> paths, signs = huffman_tree([5, 2, 1, 1])
+    >>> (paths >= 0).sum(axis=1)                  # code lengths
+    array([1, 2, 3, 3])
+    >>> paths[0], signs[0]                        # the frequent class: one step from the root
+    (array([ 2, -1, -1]), array([-1.,  0.,  0.]))
+    """
+    c, _ = real_array_and_dtype(counts, name="counts")
+    if c.ndim != 1 or c.size < 2:
+        raise ValueError(f"counts must be a 1-d array of at least 2 classes; got shape "
+                         f"{c.shape}")
+    if not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise ValueError("counts must be finite and non-negative")
+    V = c.size
+    heap = [(float(c[w]), w, ("leaf", w)) for w in range(V)]
+    heapq.heapify(heap)
+    parent = {}                       # node -> (internal parent id, sign)
+    order = V
+    internal = 0
+    while len(heap) > 1:
+        c1, _, a = heapq.heappop(heap)
+        c2, _, b = heapq.heappop(heap)
+        node = ("node", internal)
+        parent[a] = (internal, 1.0)           # the lighter subtree goes left
+        parent[b] = (internal, -1.0)
+        heapq.heappush(heap, (c1 + c2, order, node))
+        order += 1
+        internal += 1
+    paths_list, signs_list = [], []
+    for w in range(V):
+        p, s, node = [], [], ("leaf", w)
+        while node in parent:
+            idx, sign = parent[node]
+            p.append(idx)
+            s.append(sign)
+            node = ("node", idx)
+        paths_list.append(p[::-1])
+        signs_list.append(s[::-1])
+    L = max(len(p) for p in paths_list)
+    paths = np.full((V, L), -1, dtype=np.intp)
+    signs = np.zeros((V, L))
+    for w, (p, s) in enumerate(zip(paths_list, signs_list)):
+        paths[w, :len(p)] = p
+        signs[w, :len(s)] = s
+    return paths, signs
+
+
+def _log_sigmoid(x):
+    """log(sigmoid(x)) without overflow or cancellation: -log1p(exp(-x)) split by sign."""
+    return np.where(x >= 0, -np.log1p(np.exp(-np.abs(x))), x - np.log1p(np.exp(-np.abs(x))))
+
+
+def hierarchical_softmax_log_prob(h, node_vectors, paths, signs):
+    r"""Log-probabilities of classes under a hierarchical softmax.
+
+    .. math:: \log p(w \mid \mathbf h) = \sum_{l} \log\sigma\bigl(b_{wl}\,
+              \mathbf u_{n(w, l)}^\top \mathbf h\bigr),
+
+    the sum over the internal nodes :math:`n(w, l)` on the path to class :math:`w`, with
+    :math:`b_{wl} = \pm 1` the direction taken. Because :math:`\sigma(x) + \sigma(-x) = 1` at
+    every node, the probabilities of all leaves sum to one: the model is normalised exactly,
+    at a cost proportional to the path length instead of the number of classes.
+
+    Parameters
+    ----------
+    h : array_like, shape (..., d)
+        Context vectors.
+    node_vectors : array_like, shape (n_nodes, d)
+        One vector per internal node.
+    paths, signs : array_like, shape (W, L)
+        Paths and directions of the ``W`` classes wanted (rows of :func:`huffman_tree`'s
+        output, or all of them), padded with ``-1`` and ``0``.
+
+    Returns
+    -------
+    ndarray, shape (..., W)
+        ``log p(w | h)`` for each context and each of the ``W`` classes.
+
+    Examples
+    --------
+    >>> paths, signs = huffman_tree([5, 2, 1, 1])
+    >>> rng = np.random.default_rng(0)
+    >>> logp = hierarchical_softmax_log_prob(rng.normal(size=3), rng.normal(size=(3, 3)),
+    ...                                      paths, signs)
+    >>> round(float(np.exp(logp).sum()), 12)
+    1.0
+    """
+    hh, _ = real_array_and_dtype(h, name="h")
+    u, _ = real_array_and_dtype(node_vectors, name="node_vectors")
+    P = np.asarray(paths)
+    S, _ = real_array_and_dtype(signs, name="signs")
+    if hh.ndim < 1:
+        raise ValueError("h must have at least one axis (d)")
+    if u.ndim != 2 or u.shape[1] != hh.shape[-1]:
+        raise ValueError(f"node_vectors must have shape (n_nodes, d) with d = {hh.shape[-1]} "
+                         f"(the last axis of h); got {u.shape}")
+    if P.dtype.kind not in "iu" or P.ndim != 2:
+        raise TypeError(f"paths must be a 2-d integer array (W, L); got {P.dtype}, shape "
+                        f"{P.shape}")
+    if S.shape != P.shape:
+        raise ValueError(f"signs must have the shape of paths {P.shape}; got {S.shape}")
+    if np.any(P >= u.shape[0]) or np.any(P < -1):
+        raise IndexError(f"paths refer to node {int(P.max())}, but node_vectors has only "
+                         f"{u.shape[0]} rows (and -1 is the only padding allowed)")
+    valid = P >= 0
+    if np.any(valid & (np.abs(S) != 1)) or np.any(~valid & (S != 0)):
+        raise ValueError("signs must be +1 or -1 along a path and 0 in its padding")
+    scores = hh.astype(np.float64) @ u.astype(np.float64).T        # (..., n_nodes)
+    gathered = scores[..., np.where(valid, P, 0)]                   # (..., W, L)
+    terms = np.where(valid, _log_sigmoid(S * gathered), 0.0)
+    return terms.sum(axis=-1)
+
+
+def sampled_softmax_loss(logits_true, logits_sampled, log_q_true, log_q_sampled, *,
+                         correct=True, reduction="mean"):
+    r"""Sampled-softmax estimate of the cross-entropy of a full softmax.
+
+    For each example, the true class's logit :math:`z_y` and the logits :math:`z_s` of ``m``
+    classes drawn from a proposal :math:`Q` give
+
+    .. math:: L = -\tilde z_y + \log\Bigl(e^{\tilde z_y} + \sum_{s} e^{\tilde z_s}\Bigr),
+              \qquad \tilde z = z - \log Q \ \text{(if ``correct``)},
+
+    the cross-entropy of a softmax over the true class and the sample, with the logits
+    corrected by the log-probability (or log expected count) of being sampled
+    (Jean et al. 2015). Without the correction the estimate favours the classes the proposal
+    draws often. Accidental hits (a sample equal to the true class) are not removed: mask
+    them with ``logits_sampled = -inf`` if wanted.
+
+    Parameters
+    ----------
+    logits_true : array_like, shape (N,)
+    logits_sampled : array_like, shape (N, m), or (m,) for a sample shared by the batch
+    log_q_true : array_like, shape (N,)
+    log_q_sampled : array_like, shape like ``logits_sampled``
+    correct : bool
+        Subtract ``log Q`` (the default, and what makes the estimate consistent).
+    reduction : {"mean", "sum", "none"}
+
+    Examples
+    --------
+    >>> # with the proposal uniform over all K classes and every class sampled once,
+    >>> # the corrected loss is the full cross-entropy
+    >>> z = np.array([[2.0, 0.5, -1.0, 0.3]]); y = 0
+    >>> others = np.delete(z, y, axis=1)
+    >>> lq = np.log(1 / 4)
+    >>> full = np.log(np.exp(z).sum()) - z[0, y]
+    >>> got = sampled_softmax_loss(z[:, y], others, np.full(1, lq), np.full((1, 3), lq))
+    >>> bool(np.isclose(got, full))
+    True
+    """
+    zt, _ = real_array_and_dtype(logits_true, name="logits_true")
+    zs, _ = real_array_and_dtype(logits_sampled, name="logits_sampled")
+    qt, _ = real_array_and_dtype(log_q_true, name="log_q_true")
+    qs, _ = real_array_and_dtype(log_q_sampled, name="log_q_sampled")
+    if not isinstance(correct, (bool, np.bool_)):
+        raise TypeError(f"correct must be True or False, got {correct!r}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if zt.ndim != 1:
+        raise ValueError(f"logits_true must have shape (N,); got {zt.shape}")
+    if zs.ndim == 1:
+        zs = np.broadcast_to(zs, (zt.size, zs.size))
+    if qs.ndim == 1:
+        qs = np.broadcast_to(qs, (zt.size, qs.size))
+    if zs.ndim != 2 or zs.shape[0] != zt.size:
+        raise ValueError(f"logits_sampled must have shape (N, m) or (m,) with N = {zt.size}; "
+                         f"got {zs.shape}")
+    if qt.shape != zt.shape:
+        raise ValueError(f"log_q_true must have the shape of logits_true {zt.shape}; got "
+                         f"{qt.shape}")
+    if qs.shape != zs.shape:
+        raise ValueError(f"log_q_sampled must have the shape of logits_sampled {zs.shape}; "
+                         f"got {qs.shape}")
+    if np.any(np.isnan(zt)) or np.any(~np.isfinite(qt)) or np.any(np.isnan(qs)):
+        raise ValueError("logits_true and log_q_true must be finite, log_q_sampled not NaN")
+    t = zt.astype(np.float64) - (qt if correct else 0.0)
+    s = zs.astype(np.float64) - (qs if correct else 0.0)
+    allz = np.concatenate([t[:, None], s], axis=1)
+    top = allz.max(axis=1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(allz - top).sum(axis=1))
+    loss = lse - t
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def sample_classes(q, size, *, rng):
+    """Draw ``size`` classes with replacement from the proposal ``q``.
+
+    Returns ``(ids, log_q)``: the classes and the log-probability of each under ``q``, the
+    numbers :func:`sampled_softmax_loss` subtracts.
+
+    Examples
+    --------
+    >>> ids, lq = sample_classes([0.5, 0.25, 0.25], 4, rng=np.random.default_rng(0))
+    >>> ids.shape, bool(np.allclose(np.exp(lq), np.array([0.5, 0.25, 0.25])[ids]))
+    ((4,), True)
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    p, _ = real_array_and_dtype(q, name="q")
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"q must be a non-empty 1-d array of probabilities; got {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1, rtol=1e-9):
+        raise ValueError("q must hold non-negative probabilities that sum to 1")
+    size = check_number(size, "size", low=1, integer=True)
+    p = p.astype(np.float64) / p.sum()
+    ids = rng.choice(p.size, size=size, p=p)
+    with np.errstate(divide="ignore"):
+        return ids, np.log(p[ids])
