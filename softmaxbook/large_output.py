@@ -56,36 +56,36 @@ def huffman_tree(counts):
     if not np.all(np.isfinite(c)) or np.any(c < 0):
         raise ValueError("counts must be finite and non-negative")
     V = c.size
-    heap = [(float(c[w]), w, ("leaf", w)) for w in range(V)]
+    # nodes 0..V-1 are the leaves, V + k is internal node k (the k-th merge)
+    parent = np.full(2 * V - 1, -1, dtype=np.intp)
+    side = np.zeros(2 * V - 1)
+    heap = [(float(c[w]), w) for w in range(V)]          # (count, node id): ties by id
     heapq.heapify(heap)
-    parent = {}                       # node -> (internal parent id, sign)
-    order = V
-    internal = 0
-    while len(heap) > 1:
-        c1, _, a = heapq.heappop(heap)
-        c2, _, b = heapq.heappop(heap)
-        node = ("node", internal)
-        parent[a] = (internal, 1.0)           # the lighter subtree goes left
-        parent[b] = (internal, -1.0)
-        heapq.heappush(heap, (c1 + c2, order, node))
-        order += 1
-        internal += 1
-    paths_list, signs_list = [], []
-    for w in range(V):
-        p, s, node = [], [], ("leaf", w)
-        while node in parent:
-            idx, sign = parent[node]
-            p.append(idx)
-            s.append(sign)
-            node = ("node", idx)
-        paths_list.append(p[::-1])
-        signs_list.append(s[::-1])
-    L = max(len(p) for p in paths_list)
+    for k in range(V - 1):
+        ca, a = heapq.heappop(heap)
+        cb, b = heapq.heappop(heap)
+        node = V + k
+        parent[a], side[a] = node, 1.0                   # the lighter subtree goes left
+        parent[b], side[b] = node, -1.0
+        heapq.heappush(heap, (ca + cb, node))
+    depth = np.zeros(V, dtype=np.intp)                   # walk all leaves up at once
+    cur = np.arange(V)
+    while True:
+        up = parent[cur] >= 0
+        if not up.any():
+            break
+        depth[up] += 1
+        cur = np.where(up, parent[cur], cur)
+    L = int(depth.max())
     paths = np.full((V, L), -1, dtype=np.intp)
     signs = np.zeros((V, L))
-    for w, (p, s) in enumerate(zip(paths_list, signs_list)):
-        paths[w, :len(p)] = p
-        signs[w, :len(s)] = s
+    rows, cur, pos = np.arange(V), np.arange(V), depth - 1
+    while rows.size:                                     # fill each path from its leaf end
+        paths[rows, pos] = parent[cur] - V
+        signs[rows, pos] = side[cur]
+        cur, pos = parent[cur], pos - 1
+        keep = pos >= 0
+        rows, cur, pos = rows[keep], cur[keep], pos[keep]
     return paths, signs
 
 
