@@ -47,7 +47,8 @@ def _rows(z, axis, name="z"):
         with np.errstate(invalid="ignore"):
             top = np.max(x, axis=1, keepdims=True)
         bad = ~np.isfinite(top) | np.isnan(x).any(axis=1, keepdims=True)
-        x = np.where(bad, np.nan, x - np.where(bad, 0, top))
+        with np.errstate(over="ignore"):             # 1e308 - (-1e308): -inf, correctly
+            x = np.where(bad, np.nan, x - np.where(bad, 0, top))
 
     def finish(y):
         y = y.reshape(shape)
@@ -151,46 +152,10 @@ def entmax15(z, axis=-1):
     return finish(_entmax15_rows(x))
 
 
-def entmax_bisect(z, alpha, axis=-1, n_iter=None):
-    r""":math:`\alpha`-entmax by bisection on the threshold, for any :math:`\alpha \ge 1`.
-
-    .. math:: \alpha\text{-entmax}(\mathbf z)_i = [(\alpha - 1) z_i - \tau]_+^{1/(\alpha-1)},
-              \qquad \sum_i p_i = 1 ,
-
-    the maximiser of :math:`\langle\mathbf p, \mathbf z\rangle + H^T_\alpha(\mathbf p)` over
-    the simplex, with the Tsallis entropy :math:`H^T_\alpha(\mathbf p) =
-    \frac{1}{\alpha(\alpha-1)}\sum_j (p_j - p_j^\alpha)`. ``alpha = 1`` is softmax (computed
-    by :func:`softmaxbook.softmax`), ``alpha = 2`` sparsemax. With the largest entry of
-    :math:`(\alpha-1)\mathbf z` shifted to 0, :math:`\tau` lies in
-    :math:`[-1, -K^{1-\alpha}]`; bisection halves that interval ``n_iter`` times (enough for
-    the working precision by default) and the result is divided by its sum.
-
-    Parameters
-    ----------
-    z : array_like of real numbers
-    alpha : float, at least 1
-    axis : int, optional
-    n_iter : int, optional
-        Bisection steps; by default as many as the working precision needs.
-
-    Examples
-    --------
-    >>> entmax_bisect([-2.0, 0.0, 0.5], 1.5).round(3)
-    array([0.   , 0.326, 0.674])
-    >>> bool(np.allclose(entmax_bisect([0.3, 0.1, -1.0], 2), sparsemax([0.3, 0.1, -1.0])))
-    True
-    """
-    alpha = check_number(alpha, "alpha", low=1)
-    if n_iter is not None:
-        n_iter = check_number(n_iter, "n_iter", low=1, integer=True)
-    if alpha == 1:
-        return softmax(z, axis=axis)
-    x, _, finish = _rows(z, axis)
+def _entmax_tau_rows(x, alpha, n_iter):
+    """1 < alpha <= 2: bisection on the threshold (the power 1/(alpha-1) >= 1 damps its
+    rounding error), then division by the sum."""
     K = x.shape[1]
-    if K == 0:
-        return finish(x)
-    if n_iter is None:
-        n_iter = np.finfo(x.dtype).nmant + 12
     h = (alpha - 1) * x                                # max 0 (or NaN)
     power = 1 / (alpha - 1)
     lo = np.full((x.shape[0], 1), -1.0, dtype=x.dtype)
@@ -203,7 +168,119 @@ def entmax_bisect(z, alpha, axis=-1, n_iter=None):
             lo = np.where(big, mid, lo)
             hi = np.where(big, hi, mid)
         p = np.maximum(h - lo, 0) ** power
-        p = p / np.sum(p, axis=1, keepdims=True)
+        return p / np.sum(p, axis=1, keepdims=True)
+
+
+def _entmax_support_rows(x, alpha, n_iter):
+    """alpha > 2: the support from score differences, then bisection on the smallest entry."""
+    R, K = x.shape
+    power = 1 / (alpha - 1)
+    bad = np.isnan(x).any(axis=1)
+    h = np.where(bad[:, None], 0.0, (alpha - 1) * x)       # max 0; -inf stays -inf
+    order = np.argsort(-h, axis=1, kind="stable")
+    srt = np.take_along_axis(h, order, axis=1)
+    cols = np.arange(K)
+
+    def mass_above(k):
+        # sum over j < k of (h_(j) - h_(k))^power, per row, for 0-based k (array)
+        ref = np.take_along_axis(srt, k[:, None], axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.where(cols[None, :] < k[:, None], srt - ref, 0.0)
+            return np.sum(np.where(np.isfinite(d), d, np.inf) ** power, axis=1)
+
+    lo = np.zeros(R, dtype=np.intp)              # entry lo is always in the support
+    hi = np.full(R, K - 1, dtype=np.intp)
+    while np.any(lo < hi):
+        mid = (lo + hi + 1) // 2
+        inside = mass_above(mid) < 1
+        lo = np.where(inside & (lo < hi), mid, lo)
+        hi = np.where(~inside & (lo < hi), mid - 1, hi)
+    k = lo                                        # 0-based index of the last supported entry
+    ref = np.take_along_axis(srt, k[:, None], axis=1)
+    gaps = np.where(cols[None, :] < k[:, None], srt - ref, 0.0)    # >= 0, finite
+    above = cols[None, :] < k[:, None]
+    xl, xh = np.zeros((R, 1)), np.ones((R, 1))
+    with np.errstate(under="ignore", over="ignore"):
+        for _ in range(n_iter):
+            xm = (xl + xh) / 2
+            total = xm[:, 0] + np.sum(np.where(above, (gaps + xm ** (alpha - 1)) ** power,
+                                               0.0), axis=1)
+            big = (total >= 1)[:, None]
+            xh = np.where(big, xm, xh)
+            xl = np.where(big, xl, xm)
+        xs = (xl + xh) / 2
+        vals = np.where(above, (gaps + xs ** (alpha - 1)) ** power, 0.0)
+    # the last supported entry, and any tied with it (gap 0), are x itself
+    tied = (cols[None, :] == k[:, None]) | (above & (gaps == 0))
+    vals = np.where(tied, xs, vals)
+    vals /= vals.sum(axis=1, keepdims=True)
+    p = np.zeros_like(vals)
+    np.put_along_axis(p, order, vals, axis=1)
+    p[bad] = np.nan
+    return p
+
+
+#: Below this alpha - 1, entmax_bisect returns softmax: the two differ by O(alpha - 1), less
+#: than the rounding error of the entmax formula there (about eps / (alpha - 1)).
+ALPHA_SOFTMAX = 1e-8
+
+
+def entmax_bisect(z, alpha, axis=-1, n_iter=None):
+    r""":math:`\alpha`-entmax for any :math:`\alpha \ge 1`, by bisection.
+
+    .. math:: \alpha\text{-entmax}(\mathbf z)_i = [(\alpha - 1) z_i - \tau]_+^{1/(\alpha-1)},
+              \qquad \sum_i p_i = 1 ,
+
+    the maximiser of :math:`\langle\mathbf p, \mathbf z\rangle + H_\alpha(\mathbf p)` over
+    the simplex, with the Tsallis entropy :math:`H_\alpha(\mathbf p) =
+    \frac{1}{\alpha(\alpha-1)}\sum_j (p_j - p_j^\alpha)` (the scaling of Peters et al. 2019
+    and Blondel et al. 2020). ``alpha = 1`` is softmax (computed by
+    :func:`softmaxbook.softmax`, as is any ``alpha - 1`` below :data:`ALPHA_SOFTMAX`),
+    ``alpha = 2`` sparsemax.
+
+    Method. For :math:`\alpha \le 2`, bisection on :math:`\tau` in
+    :math:`[-1, -K^{1-\alpha}]` (with the largest entry of :math:`(\alpha-1)\mathbf z` shifted
+    to 0). For :math:`\alpha > 2` that loses the small entries (an error of one ulp in
+    :math:`\tau` is raised to the power :math:`1/(\alpha - 1) < 1`); instead, with :math:`h = (\alpha - 1)\mathbf z` sorted in
+    decreasing order, the support is the largest :math:`k` with
+    :math:`\sum_{j<k} (h_{(j)} - h_{(k)})^{1/(\alpha-1)} < 1` (found by a binary search on
+    :math:`k`, from differences of scores only), and then the smallest supported entry
+    :math:`x = p_{(k)}` solves :math:`x + \sum_{j<k} (h_{(j)} - h_{(k)} +
+    x^{\alpha-1})^{1/(\alpha-1)} = 1`, found by bisection on :math:`x \in [0, 1]`: every
+    entry is then accurate to a few eps in absolute terms. The result is divided by its sum.
+
+    Parameters
+    ----------
+    z : array_like of real numbers
+    alpha : float, at least 1
+    axis : int, optional
+    n_iter : int, optional
+        Bisection steps on :math:`x`; by default as many as the working precision needs.
+
+    Examples
+    --------
+    >>> entmax_bisect([-2.0, 0.0, 0.5], 1.5).round(3)
+    array([0.   , 0.326, 0.674])
+    >>> bool(np.allclose(entmax_bisect([0.3, 0.1, -1.0], 2), sparsemax([0.3, 0.1, -1.0])))
+    True
+    >>> entmax_bisect([-0.0229, 0.0856], 10).round(5)   # large alpha, small entries kept
+    array([0.00264, 0.99736])
+    """
+    alpha = check_number(alpha, "alpha", low=1)
+    if n_iter is not None:
+        n_iter = check_number(n_iter, "n_iter", low=1, integer=True)
+    if alpha - 1 < ALPHA_SOFTMAX:
+        return softmax(z, axis=axis)
+    x, _, finish = _rows(z, axis)
+    R, K = x.shape
+    if K == 0:
+        return finish(x)
+    if n_iter is None:
+        n_iter = np.finfo(x.dtype).nmant + 12
+    if alpha <= 2:
+        p = _entmax_tau_rows(x, alpha, n_iter)
+    else:
+        p = _entmax_support_rows(x, alpha, n_iter)
     return finish(p)
 
 
@@ -239,15 +316,21 @@ def sparsemax_loss(z, labels, reduction="mean"):
         raise ValueError("z must be finite for sparsemax_loss")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    y = check_labels(labels, a.shape, logits_name="z")
+    try:
+        y = check_labels(labels, a.shape, logits_name="z")
+    except TypeError as exc:
+        raise TypeError(f"sparsemax_loss takes integer class labels: {exc}".split(" (convert")[0]
+                        ) from None
     x = np.array(a, dtype=np.float64).reshape(-1, a.shape[-1])
-    x = x - x.max(axis=1, keepdims=True)           # the loss is shift-invariant
+    with np.errstate(over="ignore"):
+        x = x - x.max(axis=1, keepdims=True)       # the loss is shift-invariant
     p, tau, _ = _sparsemax_rows(x)
     inside = p > 0
-    sq = np.where(inside, x * x - tau[:, None] ** 2, 0.0).sum(axis=1)
+    xs = np.where(inside, x, 0.0)                 # entries outside never squared
+    sq = np.where(inside, xs * xs - tau[:, None] ** 2, 0.0).sum(axis=1)
     zk = np.take_along_axis(x, y.reshape(-1, 1), axis=1)[:, 0]
     loss = np.maximum(-zk + 0.5 * sq + 0.5, 0.0).reshape(a.shape[:-1])
-    out_dtype = dtype if dtype != np.longdouble else np.float64
+    out_dtype = dtype                              # longdouble: computed in float64
     if reduction == "none":
         return loss.astype(out_dtype)
     total = loss.sum() if reduction == "sum" else loss.mean() if loss.size else np.nan
@@ -306,7 +389,7 @@ def gumbel_softmax(logits, temperature, *, rng, hard=False, axis=-1):
             np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
             out[bad] = np.nan
         return np.moveaxis(out, -1, ax).astype(dtype)
-    return softmax(noisy / t, axis=ax).astype(dtype)
+    return softmax(noisy, axis=ax, temperature=t).astype(dtype)   # shifts, then divides
 
 
 def top_k_top_p_filter(logits, *, k=None, p=None, axis=-1):
@@ -321,7 +404,10 @@ def top_k_top_p_filter(logits, *, k=None, p=None, axis=-1):
       always stays.
 
     Sampling from ``softmax`` of the result samples from the truncated, renormalised
-    distribution. ``k=None`` and ``p=None`` leave the logits as they are (a copy).
+    distribution. ``k=None`` and ``p=None`` leave the logits as they are (a copy). A mass
+    that equals ``p`` up to the rounding of the cumulative sums (``K`` eps) counts as
+    reaching it. A slice with a NaN or a ``+inf`` logit is returned as NaN (there is no
+    distribution to truncate).
 
     Examples
     --------
@@ -347,6 +433,7 @@ def top_k_top_p_filter(logits, *, k=None, p=None, axis=-1):
     K = out.shape[-1]
     if K == 0:
         return np.moveaxis(out, -1, ax)
+    bad = np.isnan(out).any(axis=-1) | (out == np.inf).any(axis=-1)
     if k is not None and k < K:
         kth = -np.sort(-out.astype(np.float64), axis=-1)[..., k - 1:k]
         out = np.where(out.astype(np.float64) >= kth, out, -np.inf).astype(dtype)
@@ -360,8 +447,10 @@ def top_k_top_p_filter(logits, *, k=None, p=None, axis=-1):
                                srt[..., 1:] == srt[..., :-1]], axis=-1)
         group_start = np.where(same, 0.0, before)
         group_start = np.maximum.accumulate(np.where(same, -np.inf, group_start), axis=-1)
-        keep_sorted = group_start < p
+        # a mass equal to p up to the rounding of the sums (K eps) counts as reaching it
+        keep_sorted = group_start < p - K * np.finfo(np.float64).eps
         keep = np.empty_like(keep_sorted)
         np.put_along_axis(keep, order, keep_sorted, axis=-1)
         out = np.where(keep, out, -np.inf).astype(dtype)
+    out[bad] = np.nan
     return np.moveaxis(out, -1, ax)

@@ -288,3 +288,57 @@ def test_recovers_a_constructed_answer(seed):
         z15[out[0]] = 2 * tau
     np.testing.assert_allclose(entmax15(z15), p, atol=32 * EPS)
     np.testing.assert_allclose(entmax_bisect(z15, 1.5), p, atol=32 * EPS)
+
+
+def mp_entmax(z, alpha, digits=300):
+    """alpha-entmax in mpmath (bisection on tau with hundreds of digits): the reference."""
+    import mpmath
+
+    with mpmath.workdps(digits):
+        a = mpmath.mpf(alpha)
+        h = [(a - 1) * mpmath.mpf(float(v)) for v in z]
+        top = max(h)
+        h = [v - top for v in h]
+        lo, hi = mpmath.mpf(-1), mpmath.mpf(0)
+        for _ in range(digits * 4):
+            mid = (lo + hi) / 2
+            tot = sum(max(v - mid, 0) ** (1 / (a - 1)) for v in h)
+            lo, hi = (mid, hi) if tot >= 1 else (lo, mid)
+        p = [max(v - lo, 0) ** (1 / (a - 1)) for v in h]
+        s = sum(p)
+        return np.array([float(v / s) for v in p])
+
+
+@pytest.mark.parametrize("alpha", [1.2, 1.5, 2.5, 6.0, 10.0, 50.0])
+def test_entmax_bisect_against_mpmath(alpha):
+    rng = np.random.default_rng(int(alpha * 10))
+    rows = [rng.normal(0, 0.1, size=3), rng.normal(0, 1, size=5),
+            np.array([-0.0229, 0.0856]), np.array([0.0215, 0.0363, -0.0521])]
+    for z in rows:
+        np.testing.assert_allclose(entmax_bisect(z, alpha), mp_entmax(z, alpha),
+                                   rtol=0, atol=1e-13)
+
+
+def test_review_edge_cases():
+    # top-p at a boundary that rounding would miss: 0.6 + 0.3 is 0.8999999999999999
+    z = np.log([0.6, 0.3, 0.1])
+    assert np.isfinite(top_k_top_p_filter(z, p=0.9)).sum() == 2
+    # NaN or +inf logits: NaN out, not a valid-looking row
+    for bad in ([1.0, np.nan, 0.0, -1.0], [1.0, np.inf, 0.0]):
+        assert np.all(np.isnan(top_k_top_p_filter(bad, k=2)))
+        assert np.all(np.isnan(top_k_top_p_filter(bad, p=0.9)))
+    # a tiny temperature: the hard sample, not NaN
+    y = gumbel_softmax([0.0, 1.0, -1.0], 1e-308, rng=np.random.default_rng(1))
+    assert np.all(np.isfinite(y)) and set(np.unique(y)) <= {0.0, 1.0}
+    # sparsemax_loss: float labels get a message about integer labels
+    with pytest.raises(TypeError, match="sparsemax_loss takes integer class labels"):
+        sparsemax_loss([[0.2, 0.8]], [[0.2, 0.8]])
+    assert sparsemax_loss(np.array([[1.0, 0.0]], dtype=np.longdouble), [0]).dtype == \
+        np.longdouble
+    # no overflow warnings for finite extremes
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sparsemax([1e308, -1e308])
+        entmax15([1e308, -1e308])
+        sparsemax_loss([[1e300, -1e300]], [0])
