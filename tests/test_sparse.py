@@ -73,7 +73,8 @@ def test_alpha_limits():
 
 
 @pytest.mark.parametrize("f", [sparsemax, entmax15, lambda z, axis=-1: entmax_bisect(
-    z, 1.7, axis=axis)], ids=["sparsemax", "entmax15", "entmax17"])
+    z, 1.7, axis=axis), lambda z, axis=-1: entmax_bisect(z, 4.0, axis=axis)],
+    ids=["sparsemax", "entmax15", "entmax17", "entmax4"])
 def test_properties(f):
     rng = np.random.default_rng(3)
     z = rng.normal(0, 3, size=(50, 9))
@@ -147,8 +148,9 @@ def test_sparsemax_loss_gradient_and_fenchel_young():
 
 
 @pytest.mark.parametrize("f", [sparsemax, entmax15,
-                               lambda z, axis=-1: entmax_bisect(z, 1.5, axis=axis)],
-                         ids=["sparsemax", "entmax15", "bisect"])
+                               lambda z, axis=-1: entmax_bisect(z, 1.5, axis=axis),
+                               lambda z, axis=-1: entmax_bisect(z, 3.0, axis=axis)],
+                         ids=["sparsemax", "entmax15", "bisect", "bisect3"])
 def test_special_values_dtypes_and_input(f):
     z = np.array([[0.0, 1.0, np.nan], [0.0, np.inf, 1.0], [2.0, -np.inf, 1.0],
                   [-np.inf, -np.inf, -np.inf], [1e308, -1e308, 0.0]])
