@@ -141,7 +141,7 @@ def entmax15(z, axis=-1):
 
     Examples
     --------
-    >>> entmax15([-2.0, 0.0, 0.5]).round(3)     # the published example
+    >>> entmax15([-2.0, 0.0, 0.5]).round(3)     # the entmax package's README example
     array([0.   , 0.326, 0.674])
     >>> entmax15([3.0, 0.0, 0.0])               # a gap of 2 or more: one-hot
     array([1., 0., 0.])
