@@ -39,7 +39,8 @@ def huffman_tree(counts):
     -------
     paths : ndarray of int, shape (V, L)
     signs : ndarray of float, shape (V, L)
-        ``L`` is the longest code.
+        ``L`` is the longest code. The padded arrays take ``V * L`` entries: for very skewed
+        counts (many zeros) ``L`` can approach ``V``, and a sparse layout would be better.
 
     Examples
     --------
@@ -113,7 +114,9 @@ def hierarchical_softmax_log_prob(h, node_vectors, paths, signs):
         One vector per internal node.
     paths, signs : array_like, shape (W, L)
         Paths and directions of the ``W`` classes wanted (rows of :func:`huffman_tree`'s
-        output, or all of them), padded with ``-1`` and ``0``.
+        output, or all of them), padded with ``-1`` and ``0``. They must come from one
+        tree; that is not checked (rows from different trees give probabilities that need
+        not sum to one).
 
     Returns
     -------
@@ -143,16 +146,20 @@ def hierarchical_softmax_log_prob(h, node_vectors, paths, signs):
                         f"{P.shape}")
     if S.shape != P.shape:
         raise ValueError(f"signs must have the shape of paths {P.shape}; got {S.shape}")
-    if np.any(P >= u.shape[0]) or np.any(P < -1):
+    if np.any(P < -1):
+        raise ValueError(f"paths hold {int(P.min())}; node indices are >= 0 and the only "
+                         "padding allowed is -1")
+    if np.any(P >= u.shape[0]):
         raise IndexError(f"paths refer to node {int(P.max())}, but node_vectors has only "
-                         f"{u.shape[0]} rows (and -1 is the only padding allowed)")
+                         f"{u.shape[0]} rows")
     valid = P >= 0
     if np.any(valid & (np.abs(S) != 1)) or np.any(~valid & (S != 0)):
         raise ValueError("signs must be +1 or -1 along a path and 0 in its padding")
     scores = hh.astype(np.float64) @ u.astype(np.float64).T        # (..., n_nodes)
-    gathered = scores[..., np.where(valid, P, 0)]                   # (..., W, L)
-    terms = np.where(valid, _log_sigmoid(S * gathered), 0.0)
-    return terms.sum(axis=-1)
+    gathered = np.where(valid, scores[..., np.where(valid, P, 0)], 0.0)   # (..., W, L)
+    terms = np.where(valid, _log_sigmoid(np.where(valid, S, 1.0) * gathered), 0.0)
+    out_dtype = np.result_type(hh.dtype, u.dtype)
+    return terms.sum(axis=-1).astype(out_dtype)
 
 
 def sampled_softmax_loss(logits_true, logits_sampled, log_q_true, log_q_sampled, *,
@@ -166,25 +173,30 @@ def sampled_softmax_loss(logits_true, logits_sampled, log_q_true, log_q_sampled,
               \qquad \tilde z = z - \log Q \ \text{(if ``correct``)},
 
     the cross-entropy of a softmax over the true class and the sample, with the logits
-    corrected by the log-probability (or log expected count) of being sampled
-    (Jean et al. 2015). Without the correction the estimate favours the classes the proposal
-    draws often. Accidental hits (a sample equal to the true class) are not removed: mask
-    them with ``logits_sampled = -inf`` if wanted.
+    corrected by the log-probability of being drawn (Jean et al. 2015). Its *gradient* is the
+    self-normalised importance-sampling estimate of the gradient of the full cross-entropy,
+    consistent as ``m`` grows; its *value* is not an estimate of the cross-entropy (it differs
+    from it by about ``log(m Q(y))``). Without the correction the gradient pushes down the
+    classes the proposal draws often, and they are learned too small. Accidental hits (a
+    sample equal to the true class) are left in, which keeps the gradient consistent;
+    removing them (``logits_sampled = -inf`` there) needs a different correction.
 
     Parameters
     ----------
     logits_true : array_like, shape (N,)
-    logits_sampled : array_like, shape (N, m), or (m,) for a sample shared by the batch
+    logits_sampled : array_like, shape (N, m)
+        The sampled classes' logits for each example (for a sample shared by the batch,
+        broadcast it: ``np.broadcast_to(z_s, (N, m))``); ``-inf`` allowed.
     log_q_true : array_like, shape (N,)
-    log_q_sampled : array_like, shape like ``logits_sampled``
+    log_q_sampled : array_like, shape (N, m)
     correct : bool
         Subtract ``log Q`` (the default, and what makes the estimate consistent).
     reduction : {"mean", "sum", "none"}
 
     Examples
     --------
-    >>> # with the proposal uniform over all K classes and every class sampled once,
-    >>> # the corrected loss is the full cross-entropy
+    >>> # a uniform proposal and every other class "sampled" once: the corrections are one
+    >>> # common shift, and the loss is the full cross-entropy (an exact case, not sampling)
     >>> z = np.array([[2.0, 0.5, -1.0, 0.3]]); y = 0
     >>> others = np.delete(z, y, axis=1)
     >>> lq = np.log(1 / 4)
@@ -203,30 +215,34 @@ def sampled_softmax_loss(logits_true, logits_sampled, log_q_true, log_q_sampled,
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if zt.ndim != 1:
         raise ValueError(f"logits_true must have shape (N,); got {zt.shape}")
-    if zs.ndim == 1:
-        zs = np.broadcast_to(zs, (zt.size, zs.size))
-    if qs.ndim == 1:
-        qs = np.broadcast_to(qs, (zt.size, qs.size))
     if zs.ndim != 2 or zs.shape[0] != zt.size:
-        raise ValueError(f"logits_sampled must have shape (N, m) or (m,) with N = {zt.size}; "
-                         f"got {zs.shape}")
+        raise ValueError(f"logits_sampled must have shape (N, m) with N = {zt.size} (one row "
+                         f"per example; broadcast a shared sample); got {zs.shape}")
     if qt.shape != zt.shape:
         raise ValueError(f"log_q_true must have the shape of logits_true {zt.shape}; got "
                          f"{qt.shape}")
     if qs.shape != zs.shape:
         raise ValueError(f"log_q_sampled must have the shape of logits_sampled {zs.shape}; "
                          f"got {qs.shape}")
-    if np.any(np.isnan(zt)) or np.any(~np.isfinite(qt)) or np.any(np.isnan(qs)):
-        raise ValueError("logits_true and log_q_true must be finite, log_q_sampled not NaN")
+    if not (np.all(np.isfinite(zt)) and np.all(np.isfinite(qt))):
+        raise ValueError("logits_true and log_q_true must be finite")
+    if np.any(np.isnan(zs)) or np.any(zs == np.inf):
+        raise ValueError("logits_sampled must be finite or -inf (a class left out)")
+    if np.any(~np.isfinite(qs) & (zs > -np.inf)):
+        raise ValueError("log_q_sampled must be finite where logits_sampled is finite")
+    out_dtype = np.result_type(zt.dtype, zs.dtype)
     t = zt.astype(np.float64) - (qt if correct else 0.0)
-    s = zs.astype(np.float64) - (qs if correct else 0.0)
+    s = np.where(zs > -np.inf, zs.astype(np.float64) - (np.where(np.isfinite(qs), qs, 0.0)
+                                                       if correct else 0.0), -np.inf)
     allz = np.concatenate([t[:, None], s], axis=1)
     top = allz.max(axis=1, keepdims=True)
     lse = top[:, 0] + np.log(np.exp(allz - top).sum(axis=1))
-    loss = lse - t
+    loss = (lse - t).astype(out_dtype)
     if reduction == "none":
         return loss
-    return loss.sum() if reduction == "sum" else loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss.mean() if loss.size else np.asarray(np.nan, dtype=out_dtype)[()]
 
 
 def sample_classes(q, size, *, rng):
@@ -246,10 +262,12 @@ def sample_classes(q, size, *, rng):
     p, _ = real_array_and_dtype(q, name="q")
     if p.ndim != 1 or p.size == 0:
         raise ValueError(f"q must be a non-empty 1-d array of probabilities; got {p.shape}")
-    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1, rtol=1e-9):
+    total = np.sum(p, dtype=np.float64)
+    tol = max(1e-9, 1e3 * float(np.finfo(p.dtype).eps)) if p.dtype.kind == "f" else 1e-9
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or abs(total - 1) > tol:
         raise ValueError("q must hold non-negative probabilities that sum to 1")
     size = check_number(size, "size", low=1, integer=True)
-    p = p.astype(np.float64) / p.sum()
+    p = p.astype(np.float64) / total
     ids = rng.choice(p.size, size=size, p=p)
     with np.errstate(divide="ignore"):
         return ids, np.log(p[ids])

@@ -99,6 +99,12 @@ def test_hierarchical_softmax_bad_input():
         hierarchical_softmax_log_prob(h, u[:1], paths, signs)
     with pytest.raises(ValueError, match="signs must be"):
         hierarchical_softmax_log_prob(h, u, paths, 2 * signs)
+    bad = paths.copy()
+    bad[bad == -1] = -2
+    with pytest.raises(ValueError, match="the only padding allowed is -1"):
+        hierarchical_softmax_log_prob(h, u, bad, signs)
+    assert hierarchical_softmax_log_prob(h.astype(np.float32), u.astype(np.float32),
+                                         paths, signs).dtype == np.float32
 
 
 def test_sampled_softmax_exact_case_and_correction():
@@ -124,20 +130,66 @@ def test_sampled_softmax_exact_case_and_correction():
     hand = (np.log(np.exp(z[np.arange(N), y] - lq_t)
                    + np.exp(others - lq_s).sum(axis=1)) - (z[np.arange(N), y] - lq_t))
     np.testing.assert_allclose(corrected, hand, rtol=1e-13)
-    # a sample shared by the batch, and the reductions
-    shared = sampled_softmax_loss(z[:, 0], z[0, 1:], np.zeros(N), np.zeros(K - 1),
-                                  reduction="none")
+    # a sample shared by the batch (broadcast), and the reductions
+    zs_shared = np.broadcast_to(z[0, 1:], (N, K - 1))
+    q0 = np.zeros((N, K - 1))
+    shared = sampled_softmax_loss(z[:, 0], zs_shared, np.zeros(N), q0, reduction="none")
     assert shared.shape == (N,)
-    assert sampled_softmax_loss(z[:, 0], z[0, 1:], np.zeros(N), np.zeros(K - 1)) == \
+    assert sampled_softmax_loss(z[:, 0], zs_shared, np.zeros(N), q0) == \
         pytest.approx(shared.mean())
-    assert sampled_softmax_loss(z[:, 0], z[0, 1:], np.zeros(N), np.zeros(K - 1),
+    assert sampled_softmax_loss(z[:, 0], zs_shared, np.zeros(N), q0,
                                 reduction="sum") == pytest.approx(shared.sum())
+    # float32 in, float32 out; -inf drops a sampled class
+    l32 = sampled_softmax_loss(z[:, 0].astype(np.float32), zs_shared.astype(np.float32),
+                               np.zeros(N), q0, reduction="none")
+    assert l32.dtype == np.float32
+    dropped = zs_shared.copy()
+    dropped[:, 0] = -np.inf
+    np.testing.assert_allclose(
+        sampled_softmax_loss(z[:, 0], dropped, np.zeros(N), q0, reduction="none"),
+        sampled_softmax_loss(z[:, 0], zs_shared[:, 1:], np.zeros(N), q0[:, 1:],
+                             reduction="none"), rtol=1e-14)
+
+
+def test_sampled_softmax_gradient_is_consistent_and_value_is_offset():
+    """By importance sampling, the mean gradient tends to p - e_y as m grows; the value
+    stays about log(m Q(y)) away from the cross-entropy."""
+    rng = np.random.default_rng(8)
+    K = 200
+    z = rng.normal(0, 2, size=K)
+    y = 3
+    q = np.full(K, 1 / K)
+    p = np.exp(z - logsumexp(z))
+    full = logsumexp(z) - z[y]
+    errors = []
+    for m in (10, 1000):
+        grads, vals = [], []
+        for _ in range(400):
+            s, lq = sample_classes(q, m, rng=rng)
+            t, ss = z[y] - np.log(q[y]), z[s] - lq
+            w = np.exp(np.concatenate([[t], ss]) - logsumexp(np.concatenate([[t], ss])))
+            g = np.zeros(K)
+            g[y] += w[0] - 1
+            np.add.at(g, s, w[1:])
+            grads.append(g)
+            vals.append(sampled_softmax_loss(np.array([z[y]]), z[s][None], np.log(q[[y]]),
+                                             lq[None]))
+        errors.append(np.abs(np.mean(grads, axis=0) - (p - np.eye(K)[y])).max())
+        offset = np.mean(vals) - full
+        assert abs(offset - np.log(m * q[y])) < 1.0
+    assert errors[1] < errors[0] / 5
 
 
 def test_sampled_softmax_bad_input():
     z = np.zeros(3)
     with pytest.raises(ValueError, match="logits_sampled must have shape"):
         sampled_softmax_loss(z, np.zeros((2, 4)), z, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="logits_sampled must have shape"):
+        sampled_softmax_loss(z, np.zeros(3), z, np.zeros(3))      # 1-d: ambiguous
+    with pytest.raises(ValueError, match="finite or -inf"):
+        sampled_softmax_loss(z, np.full((3, 2), np.inf), z, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="logits_true and log_q_true must be finite"):
+        sampled_softmax_loss(z + np.inf, np.zeros((3, 2)), z, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="log_q_sampled must have the shape"):
         sampled_softmax_loss(z, np.zeros((3, 4)), z, np.zeros((3, 5)))
     with pytest.raises(TypeError, match="correct must be True or False"):
@@ -159,3 +211,5 @@ def test_sample_classes_distribution():
         sample_classes([0.5, 0.6], 3, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="size must be a positive integer"):
         sample_classes(q, 0, rng=np.random.default_rng(0))
+    p32 = (np.exp(np.arange(10.0)) / np.exp(np.arange(10.0)).sum()).astype(np.float32)
+    assert sample_classes(p32, 5, rng=np.random.default_rng(0))[0].shape == (5,)
