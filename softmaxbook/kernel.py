@@ -133,6 +133,23 @@ if HAVE_NUMBA:
         return types.none(), codegen
 
     @intrinsic
+    def _prefetch(typingctx, arr, idx):
+        """Ask for the cache line of ``arr[idx]`` (``prefetcht0`` on x86): a hint that no
+        instruction waits for, so that the line arrives while arithmetic goes on."""
+        def codegen(context, builder, signature, args):
+            aryty, idxty = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            i = context.cast(builder, args[1], idxty, types.intp)
+            ptr = builder.gep(ary.data, [i])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+        return types.none(arr, idx), codegen
+
+    @intrinsic
     def _as_f32(typingctx, x):
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], context.get_value_type(types.float32))
@@ -158,6 +175,12 @@ _CHUNK = 4096
 #: and scale them there: a separate row buffer that large would not stay in the cache,
 #: and its fresh pages would cost page faults at every call.
 _BUFFER_BYTES = 16 * 1024 * 1024
+#: Two rows up to this size (in bytes) are kept, so that one is written out while the next
+#: computes (the pair stays in the L2 cache).
+_DOUBLE_BYTES = 1024 * 1024
+#: The least distance (in entries) at which the entries ahead are prefetched: enough to
+#: cover the time memory takes to answer (about 100 ns: a few KiB at tens of GB/s).
+_PREFETCH = 2048
 
 if HAVE_NUMBA:
     # ---- what differs between float32 and float64, chosen by the argument's type ---------
@@ -286,7 +309,7 @@ if HAVE_NUMBA:
         p = p * r + np.float32(1.0)
         return p * _as_f32((np.int32(n) + np.int32(127)) << np.int32(23))
 
-    @njit(cache=True, fastmath=_FM, inline="always")
+    @njit(cache=True, fastmath=_FM)
     def _expsum_libm(x, xo, o, oo, m, n, clamp):
         """The same with the C library's scalar exp (for the chapter's ablation)."""
         xo = np.uint64(xo)
@@ -339,10 +362,19 @@ if HAVE_NUMBA:
         so = np.uint64(so)
         oo = np.uint64(oo)
         n = np.uint64(n)
-        h = n
         if stream:
             v = np.uint64(64 // out.itemsize)
-            h = min(n, (v - (np.uint64(mis) + oo) % v) % v)
+            h = min(n, (v - ((np.uint64(mis) + oo) & (v - 1))) & (v - 1))  # v: 2^k
+            if h == 0:                  # on a line already (the common case): no head
+                if divide:
+                    for j in range(np.uint64(0), n):
+                        _stream(out, oo + j, sb[so + j] / f)
+                else:
+                    for j in range(np.uint64(0), n):
+                        _stream(out, oo + j, sb[so + j] * f)
+                return
+        else:
+            h = n
         if divide:
             for j in range(np.uint64(0), h):
                 out[oo + j] = sb[so + j] / f
@@ -382,55 +414,76 @@ if HAVE_NUMBA:
     # index into it: a row is never sliced into a view. The per-row functions are inlined
     # and work on borrowed arrays (see _borrow): no reference is counted per row.
 
+    @njit(cache=True, inline="always")
+    def _fetch(x, a, e, lim):
+        """Prefetch the cache lines of ``x[a:min(e, lim)]`` (no loads wait for them)."""
+        for p in range(a, min(e, lim), 64 // x.itemsize):
+            _prefetch(x, p)
+
     @njit(cache=True, fastmath=_FM, inline="always")
-    def _segment(x, b, sb, a, e, so, khi, klo, na, ne, part, libm):
-        """Shifted exponentials of ``x[a:e]`` into ``sb[so:so+e-a]``, given the keys of its
-        maximum and minimum; on the way, the keys of the next segment ``b[na:ne]`` (read
-        from memory while this one computes). Returns (max, sum, next keys): a NaN maximum
-        if the row must be all NaN (a NaN or +inf entry), -inf if every entry is -inf (then
-        the exponentials are zero and the sum 0)."""
+    def _segment(x, b, sb, a, e, so, part, libm, dist, lim, out, pso, poo, pf, pend,
+                 pdiv, stream, mis):
+        """Shifted exponentials of ``x[a:e]`` into ``sb[so:so+e-a]``; returns (max, sum):
+        a NaN maximum if the row must be all NaN (a NaN or +inf entry), -inf if every entry
+        is -inf (then the exponentials are zero and the sum 0).
+
+        Block by block, while it computes, two memory streams run beside the arithmetic:
+        the entries ``dist`` ahead (``x[a+dist:e+dist]``, up to ``lim``) are prefetched,
+        so that the next chunk is in the cache when its turn comes; and, if ``pend``, the
+        same chunk of the previous row is written out from ``sb[pso:]`` to ``out[poo:]``,
+        times ``pf`` (divided by it if ``pdiv``)."""
+        w = e - a
+        khi, klo = _keys(b, a, e)
         m = _value(khi, b)
         mn = _value(klo, b)
-        w = e - a
-        if m != m or m == np.inf or mn != mn or m == -np.inf:
-            nh, nl = _keys(b, na, ne)
-            if m == -np.inf and mn == -np.inf:
-                for j in range(w):
-                    sb[so + j] = 0.0
-                return m, 0.0, nh, nl
-            return np.nan, 0.0, nh, nl
         floor = _floor_of(x)
-        fused = min(w, ne - na)             # entries whose neighbour key is fused in
-        nb = (w + _SUM_BLOCK - 1) // _SUM_BLOCK
-        nh, nl = _keys(b, na + fused, ne)
-        if mn - m >= floor:                 # the common case: no clamping needed
+        fine = not (m != m or m == np.inf or mn != mn or m == -np.inf)
+        if fine and mn - m >= floor:        # the common case: no clamping needed
+            nb = (w + _SUM_BLOCK - 1) // _SUM_BLOCK
             for k in range(nb):
                 s0 = k * _SUM_BLOCK
                 s1 = min(w, s0 + _SUM_BLOCK)
-                f1 = max(s0, min(s1, fused))
+                _fetch(x, a + s0 + dist, a + s1 + dist, lim)
                 if libm:
                     part[k], _ = _expsum_libm(x, a + s0, sb, so + s0, m, s1 - s0, False)
                 else:
                     part[k], _ = _expsum(x, a + s0, sb, so + s0, m, s1 - s0, False)
-                if f1 > s0:
-                    h2, l2 = _keys(b, na + s0, na + f1)
-                    nh = h2 if h2 > nh else nh
-                    nl = l2 if l2 < nl else nl
-            return m, _pairwise(part, nb), nh, nl
+                if pend:
+                    _emit(sb, pso + s0, out, poo + s0, s1 - s0, pf, pdiv, stream, mis)
+            return np.float64(m), (part[0] if nb == 1 else _pairwise(part, nb))
+        return _segment_slow(x, sb, a, e, so, part, dist, lim, out, pso, poo, pf, pend,
+                             pdiv, stream, mis, m, mn, fine)
+
+    @njit(cache=True, fastmath=_FM)
+    def _segment_slow(x, sb, a, e, so, part, dist, lim, out, pso, poo, pf, pend, pdiv,
+                      stream, mis, m, mn, fine):
+        """``_segment`` for a chunk with special values or entries far below its maximum
+        (kept out of line, so that the common path stays small)."""
+        x, sb, out, part = _borrow(x), _borrow(sb), _borrow(out), _borrow(part)
+        w = e - a
+        floor = _floor_of(x)
+        _fetch(x, a + dist, e + dist, lim)
+        if pend:
+            _emit(sb, pso, out, poo, w, pf, pdiv, stream, mis)
+        if not fine:
+            if m == -np.inf and mn == -np.inf:
+                for j in range(w):
+                    sb[so + j] = 0.0
+                return np.float64(m), 0.0
+            return np.nan, 0.0
         # Entries below the normal range of 2^n: clamped in the vector loop, then redone by
-        # the scalar exp (``sb`` is a buffer of its own, so the logits are still there).
-        h2, l2 = _keys(b, na, na + fused)
-        nh = h2 if h2 > nh else nh
-        nl = l2 if l2 < nl else nl
+        # the scalar exp (``sb`` is a buffer of its own, or the output: the logits are
+        # still in ``x``).
         _expsum(x, a, sb, so, m, w, True)
         for j in range(w):
             d = x[a + j] - m
             if d < floor:
                 sb[so + j] = math.exp(d)
+        nb = (w + _SUM_BLOCK - 1) // _SUM_BLOCK
         for k in range(nb):
             s0 = so + k * _SUM_BLOCK
             part[k] = _sum(sb, s0, min(so + w, s0 + _SUM_BLOCK))
-        return m, _pairwise(part, nb), nh, nl
+        return np.float64(m), _pairwise(part, nb)
 
     @njit(cache=True)
     def _merge(ms, ss, nc):
@@ -453,47 +506,71 @@ if HAVE_NUMBA:
             ms[q] = ms[q] / d
         return d
 
-    @njit(cache=True, fastmath=_FM, inline="always")
-    def _finish(sb, sbase, out, oo, ms, ss, nc, K, divide, stream, mis):
-        """Write a row from its exponentials ``sb[sbase:sbase+K]``: one chunk is divided by
-        its sum (times the reciprocal); several are scaled by their factors."""
+    @njit(cache=True, inline="always")
+    def _factors(ms, ss, nc, fac, fo, divide):
+        """The row's factors into ``fac[fo:fo+nc]``: one chunk is divided by its sum
+        (``divide``) or multiplied by its reciprocal; several are multiplied by their
+        factors exp(m_q - M) / d; a row that must be all NaN gets NaN factors (NaN times
+        anything is NaN). Returns whether the row is to be divided."""
         if nc == 1 and ms[0] == ms[0] and ms[0] != -np.inf:
-            f = _cast(ss[0], sb) if divide else _cast(1.0 / ss[0], sb)
-            _emit(sb, sbase, out, oo, K, f, divide, stream, mis)
-            return
+            fac[fo] = ss[0] if divide else 1.0 / ss[0]
+            return divide
         d = _merge(ms, ss, nc)
-        if d != d:
-            for j in range(K):
-                out[oo + j] = np.nan
-            return
+        for q in range(nc):
+            fac[fo + q] = np.nan if d != d else ms[q]
+        return False
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _emit_row(sb, sbase, out, base, K, fac, fo, nc, divide, stream, mis):
+        """A row written out from its exponentials ``sb[sbase:sbase+K]``, chunk by chunk."""
         for q in range(nc):
             a = q * _CHUNK
-            _emit(sb, sbase + a, out, oo + a, min(K, a + _CHUNK) - a, _cast(ms[q], sb),
-                  False, stream, mis)
+            _emit(sb, sbase + a, out, base + a, min(K, a + _CHUNK) - a,
+                  _cast(fac[fo + q], sb), divide, stream, mis)
 
     @njit(cache=True, fastmath=_FM)
-    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, divide, stream, mis, libm, inplace):
-        """Rows ``r0:r1``, chunk by chunk; the keys of each chunk (its maximum and minimum)
-        are found while the previous chunk's exponentials are computed. The exponentials
-        go to the row buffer ``sb``, or, if ``inplace``, to the output row itself."""
+    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, fac, divide, stream, mis, libm, mode):
+        """Rows ``r0:r1``, chunk by chunk, their exponentials in the buffer ``sb``:
+
+        * ``mode == 0`` (double buffering; ``sb`` holds two rows): row ``i``'s
+          exponentials go to one half while row ``i - 1`` is written out from the other,
+          block by block, between the blocks of arithmetic;
+        * ``mode == 1`` (``sb`` holds one row): each row is written out after its
+          exponentials;
+        * ``mode == 2`` (``sb`` is ``out``): the exponentials go to the output row and are
+          scaled there.
+
+        Throughout, the entries one chunk ahead are prefetched while a chunk computes."""
         x, b, out, sb = _borrow(x), _borrow(b), _borrow(out), _borrow(sb)
-        part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
+        part, ms, ss, fac = _borrow(part), _borrow(ms), _borrow(ss), _borrow(fac)
         nc = (K + _CHUNK - 1) // _CHUNK
-        khi, klo = _keys(b, r0 * K, r0 * K + min(K, _CHUNK))
+        dist = max(min(K, _CHUNK), _PREFETCH)
+        lim = r1 * K
+        _fetch(x, r0 * K, r0 * K + dist, lim)
+        pend = False
+        pdiv = False
+        pbase = 0
+        psb = 0
+        pfo = 0
         for i in range(r0, r1):
             base = i * K
-            sbase = base if inplace else 0
+            half = (i - r0) % 2
+            sbase = base if mode == 2 else half * K if mode == 0 else 0
             for q in range(nc):
                 a = base + q * _CHUNK
                 e = min(base + K, a + _CHUNK)
-                ne = e                           # the next chunk: in this row or the next
-                if q + 1 < nc:
-                    ne = min(base + K, e + _CHUNK)
-                elif i + 1 < r1:
-                    ne = e + min(K, _CHUNK)
-                ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, sbase + q * _CHUNK, khi,
-                                                  klo, e, ne, part, libm)
-            _finish(sb, sbase, out, base, ms, ss, nc, K, divide, stream, mis)
+                ms[q], ss[q] = _segment(x, b, sb, a, e, sbase + q * _CHUNK, part, libm,
+                                        dist, lim, out, psb + q * _CHUNK,
+                                        pbase + q * _CHUNK, _cast(fac[pfo + q], sb),
+                                        pend, pdiv, stream, mis)
+            fo = half * nc
+            dv = _factors(ms, ss, nc, fac, fo, divide)
+            if mode == 0:
+                pend, pdiv, pbase, psb, pfo = True, dv, base, sbase, fo
+            else:
+                _emit_row(sb, sbase, out, base, K, fac, fo, nc, dv, stream, mis)
+        if pend:
+            _emit_row(sb, psb, out, pbase, K, fac, pfo, nc, pdiv, stream, mis)
         if stream:
             _sfence()
 
@@ -503,13 +580,14 @@ if HAVE_NUMBA:
         exponentials into ``sb`` from ``sbase`` on."""
         x, b, sb = _borrow(x), _borrow(b), _borrow(sb)
         part, ms, ss = _borrow(part), _borrow(ms), _borrow(ss)
-        khi, klo = _keys(b, base + q0 * _CHUNK, base + min(K, (q0 + 1) * _CHUNK))
+        lim = base + min(K, q1 * _CHUNK)
+        _fetch(x, base + q0 * _CHUNK, base + (q0 + 1) * _CHUNK, lim)
         for q in range(q0, q1):
             a = base + q * _CHUNK
             e = min(base + K, a + _CHUNK)
-            ne = min(base + K, e + _CHUNK) if q + 1 < q1 else e
-            ms[q], ss[q], khi, klo = _segment(x, b, sb, a, e, sbase + q * _CHUNK, khi,
-                                              klo, e, ne, part, libm)
+            ms[q], ss[q] = _segment(x, b, sb, a, e, sbase + q * _CHUNK, part, libm,
+                                    _CHUNK, lim, sb, 0, 0, _cast(1.0, sb), False, False,
+                                    False, 0)
 
     @njit(cache=True, fastmath=_FM)
     def _emit_chunks(sb, sbase, out, base, K, q0, q1, ms, d, stream, mis):
@@ -521,17 +599,23 @@ if HAVE_NUMBA:
         if stream:
             _sfence()
 
+    @njit(cache=True, inline="always")
+    def _buffer(x, out, K, mode):
+        """The exponentials' buffer for ``mode`` (see ``_run``)."""
+        if mode == 2:
+            return out
+        return np.empty(2 * K if mode == 0 else K, x.dtype)
+
     @njit(parallel=True, cache=True)
-    def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm):
+    def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm, mode):
         nc = (K + _CHUNK - 1) // _CHUNK
-        inplace = K * x.itemsize > _BUFFER_BYTES
-        stream = stream and not inplace     # the output's lines are read there anyway
         if n < nchunks and nc > 1:
             # Fewer rows than threads: the chunks of each row are shared out, and their
             # (max, sum) pairs merged in the same order as one thread would (same bits).
             per_q = (nc + nchunks - 1) // nchunks
             ms = np.empty(nc)
             ss = np.empty(nc)
+            inplace = mode == 2
             sb = out if inplace else np.empty(K, x.dtype)
             for i in range(n):
                 base = i * K
@@ -557,26 +641,33 @@ if HAVE_NUMBA:
             r0 = c * per
             r1 = min(n, r0 + per)
             if r0 < r1:                          # buffers allocated once per run
-                _run(x, b, out, r0, r1, K, out if inplace else np.empty(K, x.dtype),
+                _run(x, b, out, r0, r1, K, _buffer(x, out, K, mode),
                      np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc),
-                     divide, stream, mis, libm, inplace)
+                     np.empty(2 * nc), divide, stream, mis, libm, mode)
 
     @njit(cache=True)
-    def _rows_one(x, b, out, n, K, divide, stream, mis, libm):
+    def _rows_one(x, b, out, n, K, divide, stream, mis, libm, mode):
         """``_rows`` on one thread, without a parallel region: no thread of numba's pool is
         woken (which costs microseconds per call, and much more when the machine's other
         CPUs are busy)."""
         if n == 0:
             return
         nc = (K + _CHUNK - 1) // _CHUNK
-        inplace = K * x.itemsize > _BUFFER_BYTES
-        stream = stream and not inplace     # the output's lines are read there anyway
-        _run(x, b, out, 0, n, K, out if inplace else np.empty(K, x.dtype),
-             np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc), divide, stream,
-             mis, libm, inplace)
+        _run(x, b, out, 0, n, K, _buffer(x, out, K, mode), np.empty(_CHUNK // _SUM_BLOCK),
+             np.empty(nc), np.empty(nc), np.empty(2 * nc), divide, stream, mis, libm, mode)
 
 
-def _rows_call(x, out, nchunks, divide, stream=False, libm=False):
+def _mode(K, itemsize, n):
+    """How a run of rows keeps its exponentials (see ``_run``): two rows' buffer when two
+    rows fit ``_DOUBLE_BYTES`` and there is more than one row, one row's up to
+    ``_BUFFER_BYTES``, the output row itself beyond."""
+    row = K * itemsize
+    if row > _BUFFER_BYTES:
+        return 2
+    return 0 if n > 1 and 2 * row <= _DOUBLE_BYTES else 1
+
+
+def _rows_call(x, out, nchunks, divide, stream=False, libm=False, mode=None):
     """Softmax of the C-contiguous rows of ``x`` (2-d, float32 or float64) into ``out``
     (C-contiguous, same dtype), with streaming stores if ``stream`` allows (and ``out``
     is aligned), with the C library's exp if ``libm`` (the chapter's ablation)."""
@@ -587,15 +678,19 @@ def _rows_call(x, out, nchunks, divide, stream=False, libm=False):
     address = o.ctypes.data
     size = o.itemsize
     mis = (address // size) % (64 // size)
+    if mode is None:
+        mode = _mode(K, size, n)
     # A line that a row shares with its neighbour would be written partly by ordinary and
     # partly by streaming stores, which costs more than it saves: stream only rows that
-    # start on a line, or rows long enough for that not to matter.
+    # start on a line, or rows long enough for that not to matter. The output's lines are
+    # read anyway where the exponentials are kept in it (mode 2).
     lined = mis == 0 and (K * size) % 64 == 0
-    stream = bool(stream) and address % size == 0 and (lined or K * size >= 16384)
+    stream = (bool(stream) and mode != 2 and address % size == 0
+              and (lined or K * size >= 16384))
     if nchunks == 1:
-        _rows_one(flat, flat.view(itype), o, n, K, divide, stream, mis, libm)
+        _rows_one(flat, flat.view(itype), o, n, K, divide, stream, mis, libm, mode)
     else:
-        _rows(flat, flat.view(itype), o, n, K, nchunks, divide, stream, mis, libm)
+        _rows(flat, flat.view(itype), o, n, K, nchunks, divide, stream, mis, libm, mode)
 
 
 def exp_poly(x):
