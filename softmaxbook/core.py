@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rows import BLOCK_BYTES, map_rows
+from ._rows import BLOCK_BYTES, map_rows, unbuffered
 from ._validation import (
     HAS_EXTENDED,
     check_axis,
@@ -323,11 +323,11 @@ def _softmax_kernel_t1(dtype):
     numbers is exact there, and one rounding at the end gives the result);
     float64 uses the TwoSum correction ``exp(d) * (1 + err)`` for the rounding
     error ``err`` of ``d = x - m``, and long rows are done in chunks.
-    A float16/32 row of up to ``_NARROW_WHOLE`` entries is done whole (one
-    float64 exponential per entry, a float64 row of work space); a longer row
-    takes the chunked path :func:`_long_row_narrow`, which exponentiates twice
-    to keep the work space at one chunk. The choice depends on the row's
-    length only, so a row gives the same bits alone or among others.
+    A float16/32 block of rows of up to ``_NARROW_WHOLE`` entries is done as a
+    whole (one float64 exponential per entry, a float64 block of work space); a
+    longer row is done on its own by :func:`_long_row_narrow`, in a float64
+    row of work space. The choice depends on the row's length only, so a row
+    gives the same bits alone or among others.
     """
     scratch = {}
 
@@ -341,7 +341,7 @@ def _softmax_kernel_t1(dtype):
     def kernel(x, o):
         r, K = x.shape
         if dtype != np.float64 and K > _NARROW_WHOLE:
-            (d,), _, _ = buffers((1, 4 * _CHUNK), 1)
+            (d,), _, _ = buffers((1, K), 1)
             for xr, orow in zip(x, o):
                 _long_row_narrow(xr, orow, d[0])
         elif dtype != np.float64:
@@ -362,45 +362,36 @@ _NARROW_WHOLE = 1 << 16
 
 
 def _long_row_narrow(x, o, d):
-    """One float16/32 row longer than ``_NARROW_WHOLE``, in float64 chunks of ``len(d)``.
+    """One float16/32 row longer than ``_NARROW_WHOLE``, in the float64 row ``d``.
 
-    Pass 1: the maximum (exact in ``x``'s dtype). Pass 2: the sum of
-    ``exp(x - m)`` in float64, chunk by chunk. Pass 3: each chunk's exponentials
-    again, times ``1 / sum``, rounded once to the output (the float64
-    reciprocal's rounding is 2**29 times below float32's half ulp). A NaN,
-    ``+inf`` or all ``-inf`` row is NaN, as in :func:`softmax`.
+    The maximum (exact in ``x``'s dtype); ``d = x - m`` in float64 (exact: the
+    difference of two float16/32 numbers fits a float64); ``exp(d)`` and its
+    float64 sum; ``d`` times ``1 / sum``, rounded once to the output (the float64
+    rounding errors are 2**29 times below float32's half ulp). A NaN, ``+inf`` or
+    all ``-inf`` row is NaN, as in :func:`softmax`.
     """
     m = np.max(x)
     if not np.isfinite(m):
         o[...] = np.nan
         return
-    m = np.float64(m)
-    chunk = len(d)
-    total = 0.0
-    for start in range(0, len(x), chunk):
-        xc = x[start:start + chunk]
-        dc = d[:len(xc)]
-        dc[...] = xc                   # convert, then shift: faster than a mixed-type ufunc
-        dc -= m
-        np.exp(dc, out=dc)
-        total += float(np.sum(dc))
-    inv = 1.0 / total
-    for start in range(0, len(x), chunk):
-        xc = x[start:start + chunk]
-        dc = d[:len(xc)]
-        dc[...] = xc
-        dc -= m
-        np.exp(dc, out=dc)
-        np.multiply(dc, inv, out=o[start:start + chunk], casting="same_kind")
+    d[...] = x                     # convert, then shift: faster than a mixed-type ufunc
+    d -= np.float64(m)
+    np.exp(d, out=d)
+    np.multiply(d, 1.0 / np.sum(d), out=o, casting="same_kind")
 
 
 def _block_narrow(x, o, d, m, s):
-    """float16/float32 rows ``x`` -> softmax in ``o``, computed in float64."""
+    """float16/float32 rows ``x`` -> softmax in ``o``, computed in float64 and rounded
+    once to the output (as in :func:`_long_row_narrow`)."""
     np.max(x, axis=1, keepdims=True, out=m)
-    np.subtract(x, m, out=d)
+    d[...] = x                     # convert, then shift: faster than a mixed-type ufunc
+    with unbuffered(x.shape[1]):
+        np.subtract(d, m, out=d)
     np.exp(d, out=d)
     np.sum(d, axis=1, keepdims=True, out=s)
-    np.divide(d, s, out=o, casting="same_kind")
+    np.reciprocal(s, out=s)        # float64: its rounding is far below float32's
+    with unbuffered(x.shape[1]):
+        np.multiply(d, s, out=o, casting="same_kind")
 
 
 def _twosum_error(x, m, d, t, o):
@@ -425,13 +416,15 @@ def _block_float64(x, o, d, t, m, s):
     Reads ``x`` after writing ``o``: ``o`` must not overlap ``x``.
     """
     np.max(x, axis=1, keepdims=True, out=m)
-    np.subtract(x, m, out=d)       # d = fl(x - m)
-    _twosum_error(x, m, d, t, o)
+    with unbuffered(x.shape[1]):
+        np.subtract(x, m, out=d)       # d = fl(x - m)
+        _twosum_error(x, m, d, t, o)
     np.exp(d, out=d)
     np.multiply(o, d, out=o)
     np.add(d, o, out=d)            # exp(d) * (1 + err) = exp(x - m) to within rounding
     _accurate_row_sums(d, o, t, s)
-    np.divide(d, s, out=o)
+    with unbuffered(x.shape[1]):
+        np.divide(d, s, out=o)
 
 
 def _long_row_float64(x, o, d, t, m, s):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rows import map_rows
+from ._rows import map_rows, unbuffered
 from ._validation import HAS_EXTENDED, as_real_array, check_axis, real_array_no_copy
 from .core import _QUIET
 
@@ -67,11 +67,13 @@ def _shifted_rows(x, o):
     # The row maxima: maximum.reduceat over the flat block has less per-row
     # overhead than max(axis=1) (short rows: half the time); both are exact.
     m = np.maximum.reduceat(x.reshape(-1), np.arange(0, r * K, K))[:, None]
-    np.subtract(x, m, out=o)
+    with unbuffered(K):
+        np.subtract(x, m, out=o)
     np.exp(o, out=o)
     s = np.sum(o, axis=1, keepdims=True)
     np.reciprocal(s, out=s)
-    np.multiply(o, s, out=o)
+    with unbuffered(K):
+        np.multiply(o, s, out=o)
 
 
 def _fast_rows(x, o):
@@ -93,12 +95,10 @@ def _fast_rows(x, o):
     ok = _direct_ok(s, o.dtype.itemsize)
     if not ok.all():
         redo = np.flatnonzero(~ok[:, 0])
-        breaks = np.flatnonzero(np.diff(redo) != 1) + 1
-        if len(breaks) < 4:
-            # a few runs of consecutive rows: redo them through views (no copies)
-            for run in np.split(redo, breaks):
-                rows = slice(run[0], run[-1] + 1)
-                _shifted_rows(x[rows], o[rows])
+        if redo[-1] - redo[0] + 1 == len(redo):
+            # one run of consecutive rows: redo it through views (no copies)
+            rows = slice(redo[0], redo[-1] + 1)
+            _shifted_rows(x[rows], o[rows])
         else:
             # many scattered rows: gather them, so that the calls stay few
             xr = x[redo]
@@ -107,7 +107,8 @@ def _fast_rows(x, o):
             o[redo] = orow
         s[redo] = 1
     np.reciprocal(s, out=s)
-    np.multiply(o, s, out=o)
+    with unbuffered(o.shape[1]):
+        np.multiply(o, s, out=o)
 
 
 def _long_row(x, o, chunk, in_place):
