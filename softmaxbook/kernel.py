@@ -9,8 +9,8 @@ LLVM turns into vector instructions:
 
 * range reduction ``x = n ln 2 + r`` with ``|r| <= ln(2)/2`` (Cody-Waite: ``ln 2`` split in a
   high part with trailing zeros and a low part, so ``n * ln2_hi`` is exact);
-* a polynomial for ``e^r`` (float64: the Taylor series to degree 13; float32: degree 6,
-  interpolating at Chebyshev nodes), evaluated by Horner with fused multiply-adds;
+* a polynomial for ``e^r`` (degree 11 in float64, 6 in float32, interpolating e^r at
+  Chebyshev nodes), evaluated by Horner with fused multiply-adds;
 * ``2^n`` built from its exponent bits (a bit cast, free in a vector register).
 
 The row maximum is found through integer keys (for IEEE numbers, ``bits`` for non-negative and
@@ -54,10 +54,11 @@ from .core import _QUIET, softmax
 __all__ = ["softmax_kernel", "exp_poly", "HAVE_NUMBA", "EXP_ULP"]
 
 #: Bound on the error of :func:`exp_poly` in ulps, from measurements on the arguments a
-#: shifted softmax uses (``[-708, 0]`` float64, ``[-87, 0]`` float32): float64 at most 0.77
-#: against mpmath on 7000 points; float32 at most 1.08 on 5 million points against the
-#: float64 exponential (NumPy's float32 ``exp``: 2.1). ``tests/test_kernel.py`` checks it.
-EXP_ULP = {"float64": 0.8, "float32": 1.1}
+#: shifted softmax uses (``[-708, 0]`` float64, ``[-87, 0]`` float32): float64 at most 0.86
+#: against mpmath on 27 500 points (NumPy's ``exp``: 0.65); float32 at most 1.08 on 5
+#: million points against the float64 exponential (NumPy's float32 ``exp``: 2.1).
+#: ``tests/test_kernel.py`` checks it.
+EXP_ULP = {"float64": 0.9, "float32": 1.1}
 
 try:  # pragma: no cover - the import itself is tested by whether HAVE_NUMBA is True
     import numba
@@ -166,7 +167,8 @@ _INV_LN2_F = np.float32(1.4426950408889634)
 #: interpolates e^r at the 7 Chebyshev nodes of the interval (close to the minimax one),
 #: computed in 50-digit arithmetic and rounded to float32; its own relative error is below
 #: 2.1e-8, about a third of an ulp (degree 7 of the Taylor series: 5e-9, one FMA more).
-#: ``tests/test_kernel.py`` measures the whole exponential against mpmath.
+#: ``tests/test_kernel.py`` measures the whole exponential against mpmath. (float64's
+#: coefficients, degree 11, are written out in ``_exp_f64``.)
 _C32 = tuple(np.float32(c) for c in (1.0, 1.0, 0.5, 0.16666415, 0.04166635, 0.008375126,
                                      0.0013941108))
 _MIN_F64 = -708.0                            # 2^n normal for n >= -1022
@@ -279,21 +281,23 @@ if HAVE_NUMBA:
 
     @njit(cache=True, fastmath=_FM, inline="always")
     def _exp_f64(x):
-        """e^x for ``_MIN_F64 <= x <= 0``: x = n ln 2 + r, Taylor degree 13 in r, 2^n by bits."""
+        """e^x for ``_MIN_F64 <= x <= 0``: x = n ln 2 + r, degree 11 in r (the polynomial
+        that interpolates e^r at the 12 Chebyshev nodes of |r| <= ln(2)/2, computed in
+        50-digit arithmetic, its coefficients rounded: relative error below 1.7e-17, a
+        sixth of an ulp; degree 13 of the Taylor series is no more accurate in the end and
+        costs two more FMAs per entry), 2^n by bits."""
         n = np.floor(x * _INV_LN2 + 0.5)
         r = (x - n * _LN2_HI) - n * _LN2_LO
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
+        p = 2.5110037605963777e-08
+        p = p * r + 2.763263963904103e-07
+        p = p * r + 2.755724091857897e-06
+        p = p * r + 2.4801485482328494e-05
+        p = p * r + 0.00019841269890047113
+        p = p * r + 0.0013888888952314775
+        p = p * r + 0.008333333333319601
+        p = p * r + 0.0416666666664881
+        p = p * r + 0.1666666666666668
+        p = p * r + 0.5000000000000019
         p = p * r + 1.0
         p = p * r + 1.0
         return p * _as_f64((np.int64(n) + 1023) << 52)
@@ -533,19 +537,22 @@ if HAVE_NUMBA:
                   _cast(fac[fo + q], sb), divide, stream, mis)
 
     @njit(cache=True, fastmath=_FM)
-    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, fac, divide, stream, mis, libm, mode):
+    def _run(x, b, out, r0, r1, K, sb, part, ms, ss, fac, divide, stream, mis, libm, mode,
+             fetch):
         """Rows ``r0:r1``, chunk by chunk. With ``mode == 0`` the exponentials of a row go
         to the buffer ``sb`` (one row long), and each row is written out from it while the
         next row computes, block by block, each block of the old row just before the new
-        one's exponentials take its place; the last row is written out at the end. With
-        ``mode == 2`` (``sb`` is ``out``: rows too long for a buffer) the exponentials go
-        to the output row and are scaled there. Throughout, the entries one chunk ahead
-        are prefetched while a chunk computes."""
+        one's exponentials take its place; the last row is written out at the end.
+        ``mode == 1`` (the chapter's ablation) writes each row out right after its
+        exponentials instead. With ``mode == 2`` (``sb`` is ``out``: rows too long for a
+        buffer) the exponentials go to the output row and are scaled there. Throughout,
+        the entries one chunk ahead are prefetched while a chunk computes (unless
+        ``fetch`` is false)."""
         x, b, out, sb = _borrow(x), _borrow(b), _borrow(out), _borrow(sb)
         part, ms, ss, fac = _borrow(part), _borrow(ms), _borrow(ss), _borrow(fac)
         nc = (K + _CHUNK - 1) // _CHUNK
         dist = max(min(K, _CHUNK), _PREFETCH)
-        lim = r1 * K
+        lim = r1 * K if fetch else 0            # no prefetching past lim
         _fetch(x, r0 * K, r0 * K + dist, lim)
         pend = False
         pdiv = False
@@ -568,7 +575,8 @@ if HAVE_NUMBA:
             if mode == 0:
                 pend, pdiv, pbase, psb, pfo = True, dv, base, sbase, fo
             else:
-                _emit_row(sb, sbase, out, base, K, fac, fo, nc, dv, False, mis)
+                _emit_row(sb, sbase, out, base, K, fac, fo, nc, dv, stream and mode == 1,
+                          mis)
         if pend:
             _emit_row(sb, psb, out, pbase, K, fac, pfo, nc, pdiv, stream, mis)
         if stream:
@@ -607,7 +615,7 @@ if HAVE_NUMBA:
         return np.empty(K, x.dtype)
 
     @njit(parallel=True, cache=True)
-    def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm, mode):
+    def _rows(x, b, out, n, K, nchunks, divide, stream, mis, libm, mode, fetch):
         nc = (K + _CHUNK - 1) // _CHUNK
         if n < nchunks and nc > 1:
             # Fewer rows than threads: the chunks of each row are shared out, and their
@@ -643,10 +651,10 @@ if HAVE_NUMBA:
             if r0 < r1:                          # buffers allocated once per run
                 _run(x, b, out, r0, r1, K, _buffer(x, out, K, mode),
                      np.empty(_CHUNK // _SUM_BLOCK), np.empty(nc), np.empty(nc),
-                     np.empty(2 * nc), divide, stream, mis, libm, mode)
+                     np.empty(2 * nc), divide, stream, mis, libm, mode, fetch)
 
     @njit(cache=True)
-    def _rows_one(x, b, out, n, K, divide, stream, mis, libm, mode):
+    def _rows_one(x, b, out, n, K, divide, stream, mis, libm, mode, fetch):
         """``_rows`` on one thread, without a parallel region: no thread of numba's pool is
         woken (which costs microseconds per call, and much more when the machine's other
         CPUs are busy)."""
@@ -654,7 +662,8 @@ if HAVE_NUMBA:
             return
         nc = (K + _CHUNK - 1) // _CHUNK
         _run(x, b, out, 0, n, K, _buffer(x, out, K, mode), np.empty(_CHUNK // _SUM_BLOCK),
-             np.empty(nc), np.empty(nc), np.empty(2 * nc), divide, stream, mis, libm, mode)
+             np.empty(nc), np.empty(nc), np.empty(2 * nc), divide, stream, mis, libm, mode,
+             fetch)
 
 
 def _mode(K, itemsize):
@@ -663,10 +672,12 @@ def _mode(K, itemsize):
     return 2 if K * itemsize > _BUFFER_BYTES else 0
 
 
-def _rows_call(x, out, nchunks, divide, stream=False, libm=False, mode=None):
+def _rows_call(x, out, nchunks, divide, stream=False, libm=False, overlap=True, fetch=True):
     """Softmax of the C-contiguous rows of ``x`` (2-d, float32 or float64) into ``out``
     (C-contiguous, same dtype), with streaming stores if ``stream`` allows (and ``out``
-    is aligned), with the C library's exp if ``libm`` (the chapter's ablation)."""
+    is aligned). For the chapter's ablation: the C library's exp if ``libm``; each row
+    written out after its exponentials (not while the next row computes) unless
+    ``overlap``; no prefetching unless ``fetch``."""
     n, K = x.shape
     flat = x.reshape(-1)
     o = out.reshape(-1)
@@ -674,8 +685,9 @@ def _rows_call(x, out, nchunks, divide, stream=False, libm=False, mode=None):
     address = o.ctypes.data
     size = o.itemsize
     mis = (address // size) % (64 // size)
-    if mode is None:
-        mode = _mode(K, size)
+    mode = _mode(K, size)
+    if mode == 0 and not overlap:
+        mode = 1
     # A line that a row shares with its neighbour would be written partly by ordinary and
     # partly by streaming stores, which costs more than it saves: stream only rows that
     # start on a line, or rows long enough for that not to matter. The output's lines are
@@ -684,9 +696,10 @@ def _rows_call(x, out, nchunks, divide, stream=False, libm=False, mode=None):
     stream = (bool(stream) and mode != 2 and address % size == 0
               and (lined or K * size >= 16384))
     if nchunks == 1:
-        _rows_one(flat, flat.view(itype), o, n, K, divide, stream, mis, libm, mode)
+        _rows_one(flat, flat.view(itype), o, n, K, divide, stream, mis, libm, mode, fetch)
     else:
-        _rows(flat, flat.view(itype), o, n, K, nchunks, divide, stream, mis, libm, mode)
+        _rows(flat, flat.view(itype), o, n, K, nchunks, divide, stream, mis, libm, mode,
+              fetch)
 
 
 def exp_poly(x):
@@ -760,7 +773,7 @@ _STREAM_BYTES = 8 * 1024 * 1024
 
 
 def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=False,
-                   _stream=None):
+                   _stream=None, _prefetch=True, _overlap=True):
     """Softmax by a compiled row kernel (numba), at or near the speed of memory.
 
     Per row: the maximum (found with the minimum, which tells whether any entry falls below
@@ -845,7 +858,7 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     libm = _exp != "poly"
 
     def rows_fn(x, o, nchunks, divide, stream=False):
-        _rows_call(x, o, nchunks, divide, stream, libm)
+        _rows_call(x, o, nchunks, divide, stream, libm, _overlap, _prefetch)
     want = min(nchunks, numba.config.NUMBA_NUM_THREADS)
 
     # The common case, C-contiguous native rows along the last axis into a separate (or new)
