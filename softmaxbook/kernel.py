@@ -136,8 +136,11 @@ if HAVE_NUMBA:
 
     @intrinsic
     def _prefetch(typingctx, arr, idx):
-        """Ask for the cache line of ``arr[idx]`` (``prefetcht0`` on x86): a hint that no
-        instruction waits for, so that the line arrives while arithmetic goes on."""
+        """Ask for the cache line of ``arr[idx]``: a hint that no instruction waits for, so
+        that the line arrives while arithmetic goes on. Non-temporal (``prefetchnta`` on
+        x86): the line is wanted soon and only once, so it should not push other data out
+        of the outer caches (measured: with two threads on rows of 10^6 entries, an
+        ordinary prefetch cost 10-20 % more, the row buffers being crowded out of L3)."""
         def codegen(context, builder, signature, args):
             aryty, idxty = signature.args
             ary = context.make_array(aryty)(context, builder, args[0])
@@ -147,7 +150,7 @@ if HAVE_NUMBA:
             i32 = ir.IntType(32)
             fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(0), i32(1)])  # read, NTA, data
             return context.get_dummy_value()
         return types.none(arr, idx), codegen
 
