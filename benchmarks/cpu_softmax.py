@@ -112,9 +112,13 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 def _torch(threads):
+    """torch.softmax into the same preallocated output as every other implementation
+    (``out=`` a tensor sharing its memory): a new output tensor each call would add the
+    page faults of fresh memory to torch's time."""
     def run(z, out):
         torch.set_num_threads(threads)
-        return torch.softmax(torch.from_numpy(z), dim=-1).numpy()
+        torch.softmax(torch.from_numpy(z), dim=-1, out=torch.from_numpy(out))
+        return out
     return run
 
 
@@ -132,8 +136,8 @@ IMPLEMENTATIONS = {
     "np.exp": (exp_only, "np.exp(z, out=...) alone (not a softmax): the arithmetic's yardstick"),
 }
 if torch is not None:  # pragma: no cover - depends on the machine
-    IMPLEMENTATIONS["torch, 1 thread"] = (_torch(1), "torch.softmax(dim=-1), 1 thread")
-    IMPLEMENTATIONS["torch, 2 threads"] = (_torch(2), "torch.softmax(dim=-1), 2 threads")
+    IMPLEMENTATIONS["torch, 1 thread"] = (_torch(1), "torch.softmax(dim=-1, out=...), 1 thread")
+    IMPLEMENTATIONS["torch, 2 threads"] = (_torch(2), "torch.softmax(dim=-1, out=...), 2 threads")
 NOT_SOFTMAX = {"copy", "np.exp", "np.exp, in cache", "compiled, in cache"}
 PURE_NUMPY_BOOK = ["textbook", "in-place", "blocked, out=", "blocked, new output", "online"]
 COMPILED = ["compiled, 1 thread", "compiled, 2 threads"]
@@ -148,10 +152,17 @@ def machine():
                 break
     except OSError:
         pass
+    mhz = None
+    try:
+        mhz = [float(line.split(":", 1)[1]) for line in
+               Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz")][0]
+    except (OSError, IndexError, ValueError):
+        pass
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
             "softmaxbook": sb.__version__, "numba": _numba_version(), "lscpu": _lscpu(),
-            "threads": "1, except the compiled kernel's 2-thread runs"}
+            "cpu_mhz": mhz, "torch": None if torch is None else torch.__version__,
+            "threads": "1, except the compiled kernel's 2-thread runs and torch's 2-thread runs"}
 
 
 def _numba_version():
@@ -169,7 +180,8 @@ def _lscpu():
         text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    keep = ("Model name", "CPU(s)", "L1d cache", "L2 cache", "L3 cache", "CPU max MHz", "Flags")
+    keep = ("Model name", "CPU family", "Model", "CPU(s)", "L1d cache", "L2 cache", "L3 cache",
+            "CPU max MHz", "BogoMIPS", "Hypervisor vendor", "Flags")
     info = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -395,8 +407,9 @@ def _compiled_three_pass(threads=1):
                 hi, lo = k._keys(bx[i], 0, K)
                 m = k._value(hi, bx[i])
                 s = 0.0
-                for a in range(0, K, k._SUM_BLOCK):
-                    part, _ = k._expsum(x[i], a, o[i], a, m, min(K, a + k._SUM_BLOCK) - a,
+                B = k._SUM_BYTES // x.itemsize
+                for a in range(0, K, B):
+                    part, _ = k._expsum(x[i], a, o[i], a, m, min(K, a + B) - a,
                                         False)
                     s += part
                 k._scale(o[i], k._cast(1.0 / s, o[i]), 0, K)
@@ -426,6 +439,10 @@ def ablation_fns(dtype, long_rows=False):
         "compiled, 2 threads": compiled_2,
         "compiled, ordinary stores": lambda z, out: sb.softmax_kernel(z, out=out,
                                                                       _stream=False),
+        "compiled, no prefetch": lambda z, out: sb.softmax_kernel(z, out=out,
+                                                                  _prefetch=False),
+        "compiled, writes not overlapped": lambda z, out: sb.softmax_kernel(
+            z, out=out, _overlap=False),
     }
     if not long_rows:   # rows of several chunks are scaled chunk by chunk, never divided
         fns["compiled, divide"] = lambda z, out: sb.softmax_kernel(z, out=out, _divide=True)
