@@ -19,6 +19,11 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")     # the compiled kernel chooses 1 or 2 itself
+# Threads that finish a parallel region sleep at once instead of spinning for the next one
+# (OpenMP's default, and KMP_BLOCKTIME's 200 ms in torch's runtime): a spinning thread of
+# one implementation would otherwise take a CPU from the next one timed, with two CPUs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
