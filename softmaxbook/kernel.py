@@ -16,19 +16,24 @@ LLVM turns into vector instructions:
 The row maximum is found through integer keys (for IEEE numbers, ``bits`` for non-negative and
 ``bits ^ 0x7FF...F`` for negative numbers is increasing), because numba's floating-point max
 reduction does not vectorise while an integer one does; the sum of the exponentials is
-accumulated in the same loop that computes them. The keys of the *next* chunk (or row) are read
-block by block between the blocks of this one's exponentials, so that its memory traffic
-overlaps their arithmetic, and every loop asks LLVM for 512-bit vectors where the machine has
-them (by default LLVM stops at 256 bits on Intel parts with AVX-512).
+accumulated in the same loop that computes them, and every loop asks LLVM for 512-bit vectors
+where the machine has them (by default LLVM stops at 256 bits on Intel parts with AVX-512).
 
-The exponentials of a row go to a buffer of the thread's own (one row long, so it stays in
-the cache for rows that fit there), and are then written to the output, scaled. When the
-output is large (at least ``_STREAM_BYTES``) those writes are *streaming* (non-temporal)
-stores: they go to memory without first reading each line of the output into the cache
-(write-allocate), which an ordinary store does and which costs a third stream of traffic;
-a large ``memcpy``, the yardstick of chapter 10, avoids it the same way. The row loops work
-on borrowed arrays (no reference counting per call), and new outputs are 64-byte aligned so
-that the streaming stores cover whole cache lines.
+On one core the arithmetic takes about as long as the memory traffic (chapter 10), so the
+kernel keeps the memory busy while it computes. The exponentials of a row go to a buffer of the
+thread's own, one row long, in blocks of ``_SUM_BYTES`` (1 KiB); between two blocks it
+
+* prefetches the logits one chunk ahead (non-temporal prefetch instructions, which nothing
+  waits for), so that the next chunk arrives while this one computes;
+* writes out the previous row's block at the same place of the buffer, scaled, just before
+  this row's exponentials overwrite it: the writes of one row are spread over the arithmetic
+  of the next.
+
+When the output is large (at least ``_STREAM_BYTES``) those writes are *streaming*
+(non-temporal) stores: they go to memory without first reading each line of the output into
+the cache (write-allocate), which an ordinary store does and which costs a third stream of
+traffic. The row loops work on borrowed arrays (no reference counting per call), and new
+outputs are 64-byte aligned so that the streaming stores cover whole cache lines.
 
 Its accuracy in ulps, measured against mpmath, is stated in :data:`EXP_ULP` and tested.
 Arguments below the normal range of ``2^n`` are handed to the scalar ``math.exp`` (rare in
@@ -791,12 +796,12 @@ def softmax_kernel(z, axis=-1, out=None, threads=1, *, _exp="poly", _divide=Fals
     Per row: the maximum (found with the minimum, which tells whether any entry falls below
     the fast exponential's range), then the shifted exponentials written to a buffer of the
     thread's own and summed in the same loop, then the row written out, scaled by the
-    reciprocal of the sum. The row stays in cache between the passes, so the input is read
-    from memory once and the output written once: for large outputs with streaming stores,
-    which do not read the output's lines into the cache before writing them. Rows longer
-    than a chunk (4096 entries) are done chunk by chunk, each shifted by its own maximum and
-    merged as the online normalizer of chapter 10 does. Rows are spread over ``threads``
-    threads.
+    reciprocal of the sum, while the next row computes. The input is read from memory once
+    and the output written once: for large outputs with streaming stores, which do not read
+    the output's lines into the cache before writing them; the logits ahead are prefetched.
+    Rows longer than a chunk (4096 entries) are done chunk by chunk, each shifted by its own
+    maximum and merged as the online normalizer of chapter 10 does. Rows are spread over
+    ``threads`` threads.
 
     Parameters
     ----------
