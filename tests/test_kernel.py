@@ -203,3 +203,23 @@ def test_rows_too_long_for_a_buffer_are_computed_in_the_output(threads):
     one = softmax_kernel(z[:1])
     np.testing.assert_array_equal(softmax_kernel(z[:1], threads=threads), one)
     np.testing.assert_array_equal(one, got[:1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 300), (3, 3 * kernel._CHUNK + 5)])
+def test_the_ablation_switches_change_the_schedule_not_the_bits(dtype, shape):
+    """Chapter 10 times the kernel without prefetching, with each row written out right
+    after its exponentials (not while the next row computes), and with ordinary or
+    streaming stores: each changes when memory is touched, never a value."""
+    rng = np.random.default_rng(7)
+    z = rng.normal(0, 4, shape).astype(dtype)
+    z[1, 3] = np.nan
+    z[2, ::5] = -np.inf
+    z[0, 0] = -500.0                               # below float32's fast range
+    ref = softmax_kernel(z)
+    assert np.all(np.isnan(ref[1])) and np.all(ref[2, ::5] == 0)
+    for opts in ({"_prefetch": False}, {"_overlap": False}, {"_stream": True},
+                 {"_stream": False}, {"_overlap": False, "_stream": True, "_prefetch": False}):
+        for threads in (1, 2):
+            got = softmax_kernel(z, threads=threads, **opts)
+            np.testing.assert_array_equal(got, ref, err_msg=str((opts, threads)))
